@@ -1,0 +1,108 @@
+r"""Synthetic target y(x, I) = <x, h(I)> (paper Sec. 6.1): hypernetwork vs embedding.
+
+Run one model:
+  python launch/main.py --config=configs/synthetic.py --workdir=/tmp/synthetic
+  python launch/main.py --config=configs/synthetic.py \
+      --config.model.kind=embedding --workdir=/tmp/synthetic_embedding
+Compare the kinds side by side (the README's main job):
+  python launch/compare.py --config=configs/synthetic.py --workdir=/tmp/hypernets_main
+
+Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
+  small      a seconds-long run for tests and CI.
+  kind=K     model.kind = K (hypernet | embedding | standard).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The default synthetic experiment; see the module docstring for `arg`."""
+  options = _parse_arg(arg)
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # model init and batch order
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "synthetic"
+  config.data.seed = 0  # the target h and the train/test samples
+  config.data.m1 = 10  # dim of x
+  config.data.m2 = 10  # dim of I
+  config.data.target_width = 32  # hidden width of the target selector h
+  config.data.target_gain = 3.0  # h's weights are N(0, gain^2 / fan_in)
+  config.data.num_train_conditions = 2000
+  config.data.num_test_conditions = 500
+  config.data.points_per_condition = 64
+
+  config.model = ml_collections.ConfigDict()
+  config.model.kind = options.get("kind", "hypernet")  # hypernet | embedding | standard
+  config.model.activation = "relu"  # of the f / e trunks and of the standard net
+  # Primary g (hypernetwork) and, at the same hidden widths, q (embedding method).
+  config.model.primary = ml_collections.ConfigDict()
+  config.model.primary.name = "mlp"  # mlp | conv
+  config.model.primary.widths = (16,)  # hidden widths; the output size comes from the data
+  config.model.primary.activation = "relu"
+  config.model.primary.use_bias = True
+  config.model.primary.channels = (8, 16)  # conv primary only
+  config.model.primary.kernel_size = 3
+  config.model.primary.strides = 2
+  # Hypernetwork f: `f_depth` hidden layers of `f_width`, then one head per leaf of g.
+  config.model.f_width = 64
+  config.model.f_depth = 3
+  config.model.head_init = "primary"  # primary | lecun
+  config.model.head_init_scale = 0.01
+  # Embedding method: e has `e_depth` hidden layers of `e_width`, output
+  # `embedding_dim`; q has hidden widths `q_widths` (default: g's).
+  config.model.e_width = 64
+  config.model.e_depth = 3
+  config.model.embedding_dim = 16
+  config.model.q_widths = config.model.primary.get_ref("widths")
+  # Standard network on [x, I].
+  config.model.standard_widths = (64, 64)
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adam"  # sgd | momentum | adam | adamw | adadelta
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.schedule = "cosine"  # constant | cosine
+  config.optimizer.warmup_steps = 100
+  config.optimizer.momentum = 0.9  # momentum only
+  config.optimizer.weight_decay = 0.0  # adamw only
+  config.optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+
+  config.batch = ml_collections.ConfigDict()
+  config.batch.conditions = 32  # conditioning inputs per step
+  config.batch.points = 32  # points per conditioning input per step
+
+  config.num_train_steps = 6000
+  config.log_every_steps = 200
+  config.eval_every_steps = 2000
+  config.checkpoint_every_steps = 2000
+  config.max_checkpoints_to_keep = 2
+  config.eval_conditions_per_chunk = 256  # bounds eval memory
+
+  if "small" in options:
+    config.data.num_train_conditions = 64
+    config.data.num_test_conditions = 32
+    config.data.points_per_condition = 16
+    config.model.f_width = config.model.e_width = 16
+    config.model.f_depth = config.model.e_depth = 2
+    config.model.standard_widths = (16,)
+    config.batch.conditions = 8
+    config.batch.points = 8
+    config.num_train_steps = 40
+    config.log_every_steps = 10
+    config.eval_every_steps = 20
+    config.checkpoint_every_steps = 20
+    config.optimizer.warmup_steps = 0
+  return config
+
+
+def _parse_arg(arg: str | None) -> dict[str, str]:
+  """'small,kind=embedding' -> {'small': '', 'kind': 'embedding'}."""
+  options = {}
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    options[key.strip()] = value.strip()
+  unknown = set(options) - {"small", "kind"}
+  if unknown:
+    raise ValueError(f"unknown configs/synthetic.py variant(s) {sorted(unknown)}; "
+                     "known: small, kind=K")
+  return options

@@ -1,0 +1,58 @@
+"""Orbax checkpoints in `workdir/checkpoints` with restore-or-initialize."""
+
+import logging as logging_std
+import os
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+from hypernets.errors import WorkdirError
+
+
+class _DropOrbaxInfo(logging_std.Filter):
+  """Orbax logs several INFO lines per save; keep its warnings and errors only."""
+
+  def filter(self, record: logging_std.LogRecord) -> bool:
+    return record.levelno >= logging_std.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_orbax_info_logs() -> None:
+  """Drops orbax's INFO records from the absl log (idempotent)."""
+  absl_logger = logging.get_absl_logger()
+  if not any(isinstance(f, _DropOrbaxInfo) for f in absl_logger.filters):
+    absl_logger.addFilter(_DropOrbaxInfo())
+
+
+def create_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
+  """A CheckpointManager over `workdir/checkpoints` (created if needed)."""
+  quiet_orbax_info_logs()
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+
+def restore_or_initialize(manager: ocp.CheckpointManager, state):
+  """Returns the latest complete checkpoint restored into `state`'s structure, or `state`.
+
+  Orbax only lists checkpoints whose write was finalised, so a half-written one is
+  never restored. A checkpoint whose tree or shapes differ from `state` (a run of a
+  different config) raises WorkdirError naming the directory.
+  """
+  step = manager.latest_step()
+  if step is None:
+    return state
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  try:
+    restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  except (ValueError, KeyError, TypeError) as e:
+    raise WorkdirError(
+        f"checkpoint {manager.directory}/{step} does not fit this config's model "
+        f"(a run of a different config?): {str(e).splitlines()[0][:200]}") from e
+  logging.info("Restored checkpoint at step %d from %s", step, manager.directory)
+  return restored
+
+
+def save(manager: ocp.CheckpointManager, step: int, state) -> None:
+  """Saves `state` at `step` (asynchronously; `manager.wait_until_finished()` to block)."""
+  manager.save(step, args=ocp.args.StandardSave(state))

@@ -1,0 +1,61 @@
+"""The paper's synthetic target y(x, I) = <x, h(I)>.
+
+h is a random 3-layer MLP with sigmoid activations (m2 -> w -> w -> m1),
+x ~ U[-1, 1]^m1 and I ~ U[-1, 1]^m2. Everything is generated from `data.seed`.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from hypernets.data.dataset import Dataset
+from hypernets.data.dataset import Split
+
+
+def init_target(key: jax.Array, *, m1: int, m2: int, width: int, gain: float):
+  """Weights of h: a list of (W [d_in, d_out], b [d_out]) for m2 -> width -> width -> m1.
+
+  Entries are N(0, gain^2 / d_in) so the sigmoids are neither flat nor saturated.
+  """
+  sizes = [m2, width, width, m1]
+  layers = []
+  for key, d_in, d_out in zip(jax.random.split(key, 3), sizes[:-1], sizes[1:]):
+    w_key, b_key = jax.random.split(key)
+    layers.append((gain * jax.random.normal(w_key, (d_in, d_out)) / jnp.sqrt(d_in),
+                   0.1 * gain * jax.random.normal(b_key, (d_out,))))
+  return layers
+
+
+def target_selector(layers, cond: jax.Array) -> jax.Array:
+  """h(I): cond [..., m2] -> [..., m1] (sigmoid after the first two layers)."""
+  h = cond
+  for i, (w, b) in enumerate(layers):
+    h = h @ w + b
+    if i < len(layers) - 1:
+      h = jax.nn.sigmoid(h)
+  return h
+
+
+def make_split(key: jax.Array, layers, *, num_conditions: int, points: int,
+               m1: int, m2: int) -> Split:
+  """cond [N, m2], x [N, P, m1] uniform on [-1, 1]; y [N, P, 1] = <x, h(I)>."""
+  cond_key, x_key = jax.random.split(key)
+  cond = jax.random.uniform(cond_key, (num_conditions, m2), minval=-1.0, maxval=1.0)
+  x = jax.random.uniform(x_key, (num_conditions, points, m1), minval=-1.0, maxval=1.0)
+  y = jnp.einsum("npd,nd->np", x, target_selector(layers, cond))[..., None]
+  return Split(cond=cond, x=x, y=y)
+
+
+def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
+  """Train and test splits with disjoint random conditioning inputs and points."""
+  target_key, train_key, test_key = jax.random.split(jax.random.key(data_config.seed), 3)
+  layers = init_target(target_key, m1=data_config.m1, m2=data_config.m2,
+                       width=data_config.target_width, gain=data_config.target_gain)
+  common = dict(points=data_config.points_per_condition, m1=data_config.m1,
+                m2=data_config.m2)
+  return Dataset(
+      train=make_split(train_key, layers,
+                       num_conditions=data_config.num_train_conditions, **common),
+      test=make_split(test_key, layers,
+                      num_conditions=data_config.num_test_conditions, **common),
+      task="regression", output_dim=1)

@@ -1,0 +1,17 @@
+"""Errors that the launchers turn into one clear line (no traceback)."""
+
+
+class HypernetsError(Exception):
+  """Base class: a problem the user can fix (bad config, bad workdir, bad data)."""
+
+
+class ConfigError(HypernetsError, ValueError):
+  """A config field is missing, of the wrong type or out of range."""
+
+
+class WorkdirError(HypernetsError):
+  """The workdir cannot be written or holds an incompatible run."""
+
+
+class TrainingDivergedError(HypernetsError, FloatingPointError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""

@@ -1,0 +1,217 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop.
+
+One jitted step (vmap over conditioning inputs inside), data on device, batch order
+derived from (seed, step) so a resumed run sees the same batches, periodic
+evaluation, metrics through `MetricWriter`, orbax checkpoints with
+restore-or-initialize, and `config.json` / `results.json` in the workdir.
+"""
+
+import functools
+import os
+import time
+from typing import Any, Callable
+
+from absl import logging
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from hypernets import checkpoints
+from hypernets import data as data_lib
+from hypernets import losses
+from hypernets import metric_writers
+from hypernets import models
+from hypernets import optimizers
+from hypernets import params as params_lib
+from hypernets import workdir as workdir_lib
+from hypernets.config_checks import check_training_config
+from hypernets.errors import TrainingDivergedError
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training (and is checkpointed)."""
+
+  step: jax.Array  # int32 scalar
+  params: Any
+  opt_state: Any
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
+                       key: jax.Array, example: data_lib.Split) -> TrainState:
+  """Initial state; `example` is one row: cond [*cond_shape], x [P, *x_shape]."""
+  params = model.init(key, example.cond, example.x)["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params))
+
+
+def make_loss_fn(model: nn.Module, task: str) -> Callable:
+  """loss_fn(params, batch) -> (loss, metrics) for a batch of conditioning inputs."""
+
+  def loss_fn(params, batch: data_lib.Split):
+    predictions = models.apply_batched(model, {"params": params}, batch.cond, batch.x)
+    return losses.loss_and_metrics(task, predictions, batch.y)
+
+  return loss_fn
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: str, *,
+                    data_key: jax.Array, batch_conditions: int, batch_points: int):
+  """train_step(state, train_split) -> (state, metrics); pure, to be jitted once."""
+  loss_fn = make_loss_fn(model, task)
+
+  def train_step(state: TrainState, train_split: data_lib.Split):
+    batch = data_lib.sample_batch(
+        train_split, jax.random.fold_in(data_key, state.step),
+        num_conditions=batch_conditions, points_per_condition=batch_points)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return train_step
+
+
+def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
+  """eval_fn(params, split) -> mean metrics over every point of every condition.
+
+  Conditions are processed in chunks (`jax.lax.map`) to bound memory.
+  """
+
+  def per_condition(params, row):
+    cond, x, y = row
+    predictions = model.apply({"params": params}, cond, x)
+    return losses.loss_and_metrics(task, predictions, y)[1]
+
+  def eval_fn(params, split: data_lib.Split):
+    metrics = jax.lax.map(functools.partial(per_condition, params),
+                          (split.cond, split.x, split.y),
+                          batch_size=min(conditions_per_chunk, split.num_conditions))
+    return jax.tree.map(jnp.mean, metrics)  # equal points per condition
+
+  return eval_fn
+
+
+def _first_non_finite(history: list[tuple[int, dict[str, float]]]
+                      ) -> tuple[int, str, float] | None:
+  """(step, metric name, value) of the first non-finite train metric, or None."""
+  for step, metrics in history:
+    for name, value in metrics.items():
+      if not np.isfinite(value):
+        return step, name, float(value)
+  return None
+
+
+def evaluate_splits(eval_fn, params, dataset: data_lib.Dataset) -> dict[str, float]:
+  """{'train_<m>': ..., 'test_<m>': ...} and, for regression, relative test MSE."""
+  results = {}
+  for name, split in (("train", dataset.train), ("test", dataset.test)):
+    for metric, value in jax.device_get(eval_fn(params, split)).items():
+      results[f"{name}_{metric}"] = float(value)
+  if dataset.task == "regression":
+    results["test_rel_mse"] = results["test_mse"] / float(jnp.var(dataset.test.y))
+  return results
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains `config.model.kind` on `config.data`; resumes from workdir if possible.
+
+  Writes to workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/ and,
+  at the end, results.json (final metrics, parameter counts, timings).
+
+  Returns:
+    The final TrainState.
+  """
+  check_training_config(config)
+  workdir = workdir_lib.prepare_workdir(workdir, config)
+  is_writer = jax.process_index() == 0
+
+  dataset = data_lib.create_dataset(config.data)
+  model, primary = models.create_model(
+      config.model, example_cond=dataset.train.cond[0], example_x=dataset.train.x[0],
+      output_dim=dataset.output_dim)
+  tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
+  init_key, data_key = jax.random.split(jax.random.key(config.seed))
+  state = create_train_state(model, tx, init_key,
+                             jax.tree.map(lambda a: a[0], dataset.train))
+  counts = params_lib.parameter_counts(state.params, primary)
+  logging.info("Model %s, parameter counts %s", config.model.kind, counts)
+
+  manager = checkpoints.create_manager(workdir, max_to_keep=config.max_checkpoints_to_keep)
+  state = checkpoints.restore_or_initialize(manager, state)
+  start_step = int(state.step)
+
+  train_step = make_train_step(model, tx, dataset.task, data_key=data_key,
+                               batch_conditions=config.batch.conditions,
+                               batch_points=config.batch.points)
+  compile_start = time.perf_counter()
+  train_step = jax.jit(train_step, donate_argnums=0).lower(state, dataset.train).compile()
+  compile_seconds = time.perf_counter() - compile_start
+  eval_fn = jax.jit(make_eval_fn(model, dataset.task,
+                                 conditions_per_chunk=config.eval_conditions_per_chunk))
+
+  writer = metric_writers.MetricWriter(workdir)
+  if start_step == 0:
+    writer.write_hparams(workdir_lib.flatten_dict(workdir_lib.config_to_json_dict(config)))
+  progress = metric_writers.ReportProgress(num_train_steps=config.num_train_steps,
+                                           writer=writer)
+  history = []  # (step, device metrics) since the last finiteness check
+  last_saved = manager.latest_step()
+  train_start = time.perf_counter()
+
+  def check_history():
+    nonlocal history
+    if not history:
+      return
+    host_history = [(step, jax.device_get(m)) for step, m in history]
+    bad = _first_non_finite(host_history)
+    if bad is not None:
+      manager.wait_until_finished()
+      kept = (f"last good checkpoint: step {last_saved} in {manager.directory}"
+              if last_saved is not None else "no checkpoint was written")
+      raise TrainingDivergedError(
+          f"training {bad[1]} became {bad[2]} at step {bad[0]}; stopped, {kept}")
+    means = jax.tree.map(lambda *v: float(np.mean(v)), *[m for _, m in host_history])
+    writer.write_scalars(history[-1][0], {f"train_{k}": v for k, v in means.items()})
+    history = []
+
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      state, metrics = train_step(state, dataset.train)
+      history.append((step, metrics))
+      progress(step)
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last:
+        check_history()
+      if step % config.eval_every_steps == 0 or is_last:
+        writer.write_scalars(step, {f"eval_{k}": v for k, v in
+                                    evaluate_splits(eval_fn, state.params, dataset).items()})
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        check_history()  # never checkpoint a diverged state
+        checkpoints.save(manager, step, state)
+        last_saved = step
+    train_seconds = time.perf_counter() - train_start
+    steps_done = config.num_train_steps - start_step
+    final = evaluate_splits(eval_fn, state.params, dataset)
+    results = {
+        "method": config.model.kind,
+        "step": int(state.step),
+        **final,
+        "param_counts": counts,
+        "compile_seconds": compile_seconds,
+        "train_seconds_this_run": train_seconds,
+        "steps_this_run": steps_done,
+        "steps_per_second": steps_done / train_seconds if steps_done else None,
+    }
+    if is_writer:
+      workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    logging.info("Final results: %s", results)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+  return state

@@ -1,0 +1,87 @@
+"""The run directory: writability, the saved config, atomic result files."""
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import ml_collections
+
+from hypernets.errors import WorkdirError
+
+# Fields that may change when a run is resumed: they change how often things are
+# reported, not what is computed.
+RESUMABLE_FIELDS = frozenset({
+    "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+    "max_checkpoints_to_keep", "eval_conditions_per_chunk",
+})
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  """Writes `data` as JSON to `path` through a temporary file and a rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(data, f, indent=2, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def flatten_dict(tree: dict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(flatten_dict(value, name + "."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def config_to_json_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON types (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
+  """Creates `workdir`, checks it is writable and holds no run of another config.
+
+  Writes `workdir/config.json` for a new run. Returns the absolute path.
+  Raises WorkdirError (nothing in the workdir is modified) otherwise.
+  """
+  workdir = os.path.abspath(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
+      pass
+  except OSError as e:
+    raise WorkdirError(f"workdir {workdir} cannot be written: {e.strerror or e}") from None
+  config_path = os.path.join(workdir, "config.json")
+  current = config_to_json_dict(config)
+  if os.path.exists(config_path):
+    try:
+      with open(config_path) as f:
+        saved = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+      raise WorkdirError(f"{config_path} is unreadable ({e}); move it away or use "
+                         "a new workdir") from None
+    saved_flat, current_flat = flatten_dict(saved), flatten_dict(current)
+    differing = sorted(
+        name for name in set(saved_flat) | set(current_flat)
+        if name not in RESUMABLE_FIELDS
+        and saved_flat.get(name, "<absent>") != current_flat.get(name, "<absent>"))
+    if differing:
+      shown = ", ".join(
+          f"config.{name} (saved {saved_flat.get(name, '<absent>')!r}, "
+          f"now {current_flat.get(name, '<absent>')!r})" for name in differing[:3])
+      more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+      raise WorkdirError(f"workdir {workdir} holds a run of a different config: "
+                         f"{shown}{more}; use a new --workdir")
+  else:
+    write_json_atomic(config_path, current)
+  return workdir

@@ -1,0 +1,37 @@
+r"""Trains the hypernetwork, the embedding method and a standard network on one
+config and prints a table (the README's main job).
+
+  python launch/compare.py --config=configs/synthetic.py --workdir=/tmp/hypernets_main
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hypernets import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Each kind runs in workdir/<kind>.")
+_KINDS = flags.DEFINE_list("kinds", ["hypernet", "embedding", "standard"],
+                           "Model kinds to compare.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    rows = compare.compare_kinds(_CONFIG.value, _WORKDIR.value, _KINDS.value)
+  except HypernetsError as e:
+    sys.exit(f"error: {e}")
+  print(compare.format_table(rows))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,34 @@
+r"""Trains one experiment config: `train_and_evaluate(config, workdir)`.
+
+  python launch/main.py --config=configs/synthetic.py --workdir=/tmp/run \
+      --config.model.kind=embedding
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hypernets import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and results go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except HypernetsError as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

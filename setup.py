@@ -1,0 +1,36 @@
+"""Install the `hypernets` library: `pip install -e .` (add `[test]` for the test suite)."""
+
+import setuptools
+
+# Lower bounds are the versions this project was built and tested with.
+INSTALL_REQUIRES = [
+    "absl-py>=2.1",
+    "chex>=0.1.90",
+    "flax>=0.12.0",
+    "jax>=0.10.0",
+    "jaxlib>=0.10.0",
+    "ml_collections>=1.1.0",
+    "numpy>=2.0",
+    "optax>=0.2.5",
+    "orbax-checkpoint>=0.12.0",
+    # TensorBoard event files without TensorFlow (clu's writers import TensorFlow).
+    "tensorboardX>=2.6",
+    "tensorflow-datasets>=4.9.9",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8.0"],
+}
+
+setuptools.setup(
+    name="hypernets",
+    version="0.1.0",
+    description=(
+        "Pure-function hypernetworks in JAX/Flax, reproducing 'On the Modularity "
+        "of Hypernetworks' (Galanti & Wolf, NeurIPS 2020)."
+    ),
+    packages=setuptools.find_packages(include=["hypernets", "hypernets.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
