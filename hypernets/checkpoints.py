@@ -8,6 +8,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from hypernets.errors import WorkdirError
+from hypernets.primary import path_to_str
 
 
 class _DropOrbaxInfo(logging_std.Filter):
@@ -29,7 +30,26 @@ def create_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
   quiet_orbax_info_logs()
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
+
+
+def _shapes_by_path(tree) -> dict[str, tuple[int, ...]]:
+  return {path_to_str(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _describe_mismatch(saved: dict, wanted: dict) -> str | None:
+  """First difference between two {path: shape} maps, or None."""
+  # Name a parameter before its optimizer-state twin.
+  for path in sorted(set(saved) | set(wanted), key=lambda p: (not p.startswith("params"), p)):
+    if path not in saved:
+      return f"{path} is not in the checkpoint"
+    if path not in wanted:
+      return f"the checkpoint has {path}, which this model lacks"
+    if saved[path] != wanted[path]:
+      return f"{path} has shape {saved[path]} in the checkpoint, {wanted[path]} here"
+  return None
 
 
 def restore_or_initialize(manager: ocp.CheckpointManager, state):
@@ -42,13 +62,22 @@ def restore_or_initialize(manager: ocp.CheckpointManager, state):
   step = manager.latest_step()
   if step is None:
     return state
+  where = f"checkpoint {manager.directory}/{step}"
+  try:
+    metadata = manager.item_metadata(step)
+  except (OSError, ValueError) as e:
+    raise WorkdirError(f"{where} is unreadable ({e}); move it away to start afresh") from e
+  mismatch = _describe_mismatch(_shapes_by_path(getattr(metadata, "tree", metadata)),
+                                _shapes_by_path(state))
+  if mismatch:
+    raise WorkdirError(f"{where} does not fit this config's model (a run of a "
+                       f"different config?): {mismatch}")
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   try:
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   except (ValueError, KeyError, TypeError) as e:
-    raise WorkdirError(
-        f"checkpoint {manager.directory}/{step} does not fit this config's model "
-        f"(a run of a different config?): {str(e).splitlines()[0][:200]}") from e
+    raise WorkdirError(f"{where} could not be restored: "
+                       f"{str(e).splitlines()[0][:200]}") from e
   logging.info("Restored checkpoint at step %d from %s", step, manager.directory)
   return restored
 

@@ -1,0 +1,141 @@
+"""train_and_evaluate: learning, outputs, resume, and bad input."""
+
+import json
+import os
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from hypernets import checkpoints
+from hypernets import train
+from hypernets.errors import ConfigError
+from hypernets.errors import TrainingDivergedError
+from hypernets.errors import WorkdirError
+
+
+@pytest.mark.parametrize("kind", ["hypernet", "embedding", "standard"])
+def test_training_lowers_the_loss_and_writes_outputs(small_config, tmp_path, kind):
+  small_config.model.kind = kind
+  small_config.num_train_steps = 60
+  small_config.optimizer.learning_rate = 1e-2
+  workdir = str(tmp_path)
+  state = train.train_and_evaluate(small_config, workdir)
+  assert int(state.step) == 60
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    losses = [row["train_mse"] for row in map(json.loads, f) if "train_mse" in row]
+  assert losses[-1] < 0.7 * losses[0], losses
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  assert results["step"] == 60 and results["method"] == kind
+  assert np.isfinite(results["test_mse"]) and results["test_mse"] > 0
+  assert results["param_counts"]["total"] > 0
+  assert ("N_g" in results["param_counts"]) == (kind == "hypernet")
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["model"]["kind"] == kind
+
+
+def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatch):
+  small_config.num_train_steps = 40
+  small_config.checkpoint_every_steps = 20
+  uninterrupted = train.train_and_evaluate(small_config, str(tmp_path / "full"))
+
+  real_save = checkpoints.save
+
+  def save_then_die(manager, step, state):
+    real_save(manager, step, state)
+    if step == 20:
+      raise KeyboardInterrupt  # killed right after the step-20 checkpoint
+
+  monkeypatch.setattr(checkpoints, "save", save_then_die)
+  workdir = str(tmp_path / "interrupted")
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(small_config, workdir)
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  monkeypatch.setattr(checkpoints, "save", real_save)
+
+  restored_steps = []
+  real_restore = checkpoints.restore_or_initialize
+  monkeypatch.setattr(checkpoints, "restore_or_initialize",
+                      lambda m, s: restored_steps.append(m.latest_step()) or real_restore(m, s))
+  resumed = train.train_and_evaluate(small_config, workdir)
+  assert restored_steps == [20]
+  assert int(resumed.step) == 40
+  # Batches depend on the step only, so the resumed run ends where the full one does.
+  chex.assert_trees_all_close(resumed.params, uninterrupted.params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.kind", "transformer", "config.model.kind"),
+    ("model.f_width", 0, "config.model.f_width must be a positive integer"),
+    ("model.f_depth", -1, "config.model.f_depth must be a positive integer"),
+    ("optimizer.learning_rate", 0.0, "config.optimizer.learning_rate must be"),
+    ("optimizer.learning_rate", -1e-3, "config.optimizer.learning_rate must be"),
+    ("data.m1", 0, "config.data.m1 must be a positive integer"),
+    ("data.m2", 0, "config.data.m2 must be a positive integer"),
+    ("batch.conditions", 1000, "config.batch.conditions=1000 is larger"),
+])
+def test_bad_config_stops_before_anything_is_written(small_config, tmp_path, field,
+                                                     value, message):
+  node = small_config
+  *parents, leaf = field.split(".")
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+  with pytest.raises(ConfigError, match=message):
+    train.train_and_evaluate(small_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_embedding_depth_checked_for_embedding_kind(small_config, tmp_path):
+  small_config.model.kind = "embedding"
+  small_config.model.e_depth = 0
+  with pytest.raises(ConfigError, match="config.model.e_depth"):
+    train.train_and_evaluate(small_config, str(tmp_path))
+
+
+def test_unwritable_workdir(small_config, tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  with pytest.raises(WorkdirError, match="cannot be written"):
+    train.train_and_evaluate(small_config, str(blocker / "run"))
+
+
+def test_workdir_of_a_different_config_is_refused(small_config, tmp_path):
+  small_config.num_train_steps = 20
+  train.train_and_evaluate(small_config, str(tmp_path))
+  before = (tmp_path / "results.json").read_text()
+  small_config.model.f_width = 32
+  with pytest.raises(WorkdirError, match="config.model.f_width"):
+    train.train_and_evaluate(small_config, str(tmp_path))
+  assert (tmp_path / "results.json").read_text() == before
+
+
+def test_checkpoint_of_a_different_shape_is_refused(small_config, tmp_path):
+  small_config.num_train_steps = 20
+  train.train_and_evaluate(small_config, str(tmp_path))
+  os.remove(tmp_path / "config.json")  # bypass the config check: test the checkpoint's
+  small_config.model.f_width = 32
+  with pytest.raises(WorkdirError,
+                     match=r"does not fit this config's model .*: params/f/\S+ has shape "
+                     r"\(16, 16\) in the checkpoint, \(32, 16\) here"):
+    train.train_and_evaluate(small_config, str(tmp_path))
+  assert "20" in os.listdir(tmp_path / "checkpoints")  # nothing lost
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_config, tmp_path):
+  small_config.optimizer.name = "sgd"
+  small_config.optimizer.schedule = "constant"
+  small_config.optimizer.learning_rate = 1e9  # diverges within a few steps
+  small_config.num_train_steps = 40
+  small_config.log_every_steps = 5
+  small_config.checkpoint_every_steps = 1
+  with pytest.raises(TrainingDivergedError, match=r"became (nan|inf|-inf) at step (\d+)") as e:
+    train.train_and_evaluate(small_config, str(tmp_path))
+  bad_step = int(str(e.value).split(" at step ")[1].split(";")[0])
+  saved = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
+  assert saved and max(saved) < bad_step
+  assert f"last good checkpoint: step {max(saved)}" in str(e.value)
+  assert not (tmp_path / "results.json").exists()
