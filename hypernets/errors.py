@@ -15,3 +15,7 @@ class WorkdirError(HypernetsError):
 
 class TrainingDivergedError(HypernetsError, FloatingPointError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DatasetNotFoundError(HypernetsError, FileNotFoundError):
+  """A dataset is not where the config says; the message says where to put it."""

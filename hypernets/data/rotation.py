@@ -1,0 +1,79 @@
+"""The paper's self-supervised rotation task, as pure jittable functions.
+
+Each example: I = the unrotated image, x = the same image rotated by an angle drawn
+uniformly in [0, 360) (a fresh angle every call, as the official code draws one
+every time an item is fetched), label = the nearest multiple of 360 / num_classes
+degrees, circularly. As in the official code the rotation is applied to the uint8
+image (nearest neighbour, fill 0, same size) and normalisation comes after.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from hypernets.data.dataset import Split
+
+
+def rotate_nearest(image: jax.Array, angle_degrees: jax.Array) -> jax.Array:
+  """Rotates uint8 [H, W, C] counter-clockwise (as displayed, row 0 on top).
+
+  Rotation is about the image centre ((H - 1) / 2, (W - 1) / 2) in pixel
+  coordinates, with nearest-neighbour sampling and 0 outside the source image;
+  the output has the input's shape and dtype (like PIL's `Image.rotate(angle)`).
+  Multiples of 90 degrees are exact on square images (== np.rot90).
+  """
+  height, width = image.shape[:2]
+  theta = jnp.deg2rad(jnp.mod(jnp.asarray(angle_degrees, jnp.float32), 360.0))
+  cos, sin = jnp.cos(theta), jnp.sin(theta)
+  cy, cx = (height - 1) / 2, (width - 1) / 2
+  rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
+                            jnp.arange(width, dtype=jnp.float32), indexing="ij")
+  # Output pixel in centred display coordinates (y up); rotate it back by -theta.
+  x, y = cols - cx, cy - rows  # [H, W]
+  src_x = cos * x + sin * y
+  src_y = -sin * x + cos * y
+  src_rows = jnp.round(cy - src_y).astype(jnp.int32)  # [H, W]
+  src_cols = jnp.round(cx + src_x).astype(jnp.int32)
+  inside = ((src_rows >= 0) & (src_rows < height)
+            & (src_cols >= 0) & (src_cols < width))
+  sampled = image[jnp.clip(src_rows, 0, height - 1), jnp.clip(src_cols, 0, width - 1)]
+  return jnp.where(inside[..., None], sampled, jnp.zeros_like(sampled))
+
+
+def angle_to_class(angle_degrees: jax.Array, *, num_classes: int = 12) -> jax.Array:
+  """Nearest multiple of 360 / num_classes degrees, circularly: int32, same shape.
+
+  Angles within half a bin below 360 (e.g. [345, 360) for 12 classes) go to class
+  0, the bin of 0 degrees. The official code's rounding sent them to class 11; this
+  is the corrected, circular version. Exact ties go to the larger angle.
+  """
+  bin_width = 360.0 / num_classes
+  angle = jnp.mod(jnp.asarray(angle_degrees, jnp.float32), 360.0)
+  return jnp.mod(jnp.floor(angle / bin_width + 0.5), num_classes).astype(jnp.int32)
+
+
+def rotation_angles(key: jax.Array, *, batch_size: int) -> jax.Array:
+  """The angles `rotation_batch` draws from `key`: float32 [batch_size] in [0, 360)."""
+  return jax.random.uniform(key, (batch_size,), minval=0.0, maxval=360.0)
+
+
+def normalize(images_uint8: jax.Array, *, mean: float, std: float) -> jax.Array:
+  """uint8 [...] -> float32 (v / 255 - mean) / std, same shape."""
+  return (images_uint8.astype(jnp.float32) / 255.0 - mean) / std
+
+
+def rotation_batch(images_uint8: jax.Array, key: jax.Array, *, mean: float, std: float,
+                   num_classes: int = 12) -> Split:
+  """One rotation-prediction batch from uint8 images [B, H, W, C].
+
+  Returns a Split with cond [B, H*W*C] float32 (the unrotated normalised image),
+  x [B, 1, H*W*C] float32 (the image rotated by `rotation_angles(key)`, then
+  normalised) and y [B, 1] int32 (`angle_to_class` of the angle). Pass a different
+  key every step to get fresh angles.
+  """
+  batch_size = images_uint8.shape[0]
+  angles = rotation_angles(key, batch_size=batch_size)  # [B]
+  rotated = jax.vmap(rotate_nearest, in_axes=(0, 0))(images_uint8, angles)
+  cond = normalize(images_uint8, mean=mean, std=std).reshape(batch_size, -1)
+  x = normalize(rotated, mean=mean, std=std).reshape(batch_size, 1, -1)
+  y = angle_to_class(angles, num_classes=num_classes)[:, None]
+  return Split(cond=cond, x=x, y=y)
