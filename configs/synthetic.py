@@ -44,11 +44,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.primary.channels = (8, 16)  # conv primary only
   config.model.primary.kernel_size = 3
   config.model.primary.strides = 2
-  # Hypernetwork f: `f_depth` hidden layers of `f_width`, then one head per leaf of g.
+  # Hypernetwork f: a trunk of `f_depth` hidden layers of `f_width`, then the
+  # generator kind's output layer (README: "Generator kinds").
+  config.model.generator = "heads"  # heads | lowrank | chunked | film
   config.model.f_width = 64
   config.model.f_depth = 3
-  config.model.head_init = "primary"  # primary | lecun
-  config.model.head_init_scale = 0.01
+  config.model.f_init = "primary"  # primary | lecun | hyperfan_in | hyperfan_out
+  config.model.f_init_scale = 0.01  # 'primary' init and film: scale of the I-dependent part
+  config.model.generated_params = ".*"  # regex over g's leaf paths; the rest are shared
+  config.model.rank = 4  # lowrank: width of the bottleneck h(I)
+  config.model.chunk_size = 64  # chunked: numbers emitted per chunk
+  config.model.chunk_embedding_dim = 8  # chunked: size of the learned chunk embeddings
+  config.model.chunk_hidden = ()  # chunked: hidden widths of the shared chunk generator
   # Embedding method: e has `e_depth` hidden layers of `e_width`, output
   # `embedding_dim`; q has hidden widths `q_widths` (default: g's).
   config.model.e_width = 64
@@ -57,6 +64,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.q_widths = config.model.primary.get_ref("widths")
   # Standard network on [x, I].
   config.model.standard_widths = (64, 64)
+  # If > 0: each kind's width (f_width / e_width / standard_widths) is chosen so its
+  # total trainable parameters are within 2% of this number.
+  config.model.param_budget = 0
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"  # sgd | momentum | adam | adamw | adadelta

@@ -14,6 +14,7 @@ from hypernets.models import EmbeddingModel
 from hypernets.models import HypernetModel
 from hypernets.models import StandardModel
 from hypernets.models import apply_batched
+from hypernets.models import hypernetwork
 from hypernets.nets import ConvNet
 from hypernets.nets import MLP
 from hypernets.params import count_params

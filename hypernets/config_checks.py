@@ -6,6 +6,8 @@ import numbers
 import ml_collections
 
 from hypernets.errors import ConfigError
+from hypernets.generators import GENERATORS
+from hypernets.generators import INITS
 from hypernets.models import MODEL_KINDS
 from hypernets.models import PRIMARY_NAMES
 from hypernets.optimizers import OPTIMIZERS
@@ -65,11 +67,24 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     check_widths(config, "model.primary.channels")
     check_int(config, "model.primary.kernel_size", minimum=1)
     check_int(config, "model.primary.strides", minimum=1)
+  check_int(config, "model.param_budget", minimum=0)
   kind = config.model.kind
   if kind == "hypernet":
     check_int(config, "model.f_width", minimum=1)
     check_int(config, "model.f_depth", minimum=1)
-    check_positive_float(config, "model.head_init_scale")
+    check_choice(config, "model.generator", GENERATORS)
+    check_choice(config, "model.f_init", INITS)
+    check_positive_float(config, "model.f_init_scale")
+    if config.model.generator == "lowrank":
+      check_int(config, "model.rank", minimum=1)
+    if config.model.generator == "chunked":
+      check_int(config, "model.chunk_size", minimum=1)
+      check_int(config, "model.chunk_embedding_dim", minimum=1)
+      check_widths(config, "model.chunk_hidden")
+      if config.model.f_init == "primary":
+        raise ConfigError("config.model.f_init='primary' cannot be used with "
+                          "config.model.generator='chunked' (its generator is shared "
+                          "across leaves); use hyperfan_in, hyperfan_out or lecun")
   elif kind == "embedding":
     check_int(config, "model.e_width", minimum=1)
     check_int(config, "model.e_depth", minimum=1)

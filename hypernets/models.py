@@ -5,6 +5,7 @@ cond [*cond_shape] and a batch of points x [points, *x_shape] to [points, out].
 Batching over conditioning inputs is `apply_batched` (a `jax.vmap`), never a loop.
 """
 
+import re
 from typing import Sequence
 
 import flax.linen as nn
@@ -14,21 +15,145 @@ import ml_collections
 
 from hypernets import nets
 from hypernets import primary as primary_lib
+from hypernets import generators
 from hypernets.errors import ConfigError
-from hypernets.generators import PerTensorHeads
 
 MODEL_KINDS = ("hypernet", "embedding", "standard")
 PRIMARY_NAMES = ("mlp", "conv")
 
 
-class HypernetModel(nn.Module):
-  """h_I(x) = g(x; f(I)): f emits every weight of the primary g."""
+class SharedLeaves(nn.Module):
+  """Leaves of g that are ordinary trainable parameters (not generated).
 
-  f: nn.Module  # I -> g's parameter pytree
+  Each starts at a sample of g's own initialiser. Returns {leaf index: array}.
+  """
+
   primary: primary_lib.Primary
+  indices: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self) -> dict[int, jax.Array]:
+    paths, leaves = self.primary.leaf_paths, self.primary.leaves
+
+    def leaf_init(i):
+      return lambda key: jax.tree_util.tree_leaves(self.primary.init(key))[i]
+
+    return {i: self.param(paths[i].replace("/", "_"), leaf_init(i)) for i in self.indices}
+
+
+class HypernetModel(nn.Module):
+  """h_I(x) = g(x; theta_I): f emits g's weights (all, or those not in `shared`).
+
+  Attributes:
+    f: a generator (generators.py): I -> list of the leaves in `f.specs`, or, with
+      `film` set, I -> per-layer (gamma, beta) modulating g's shared weights.
+    primary: the primary network g.
+    shared: indices of g's leaves that are ordinary shared parameters (collection
+      'g_shared'); with `film`, every leaf is shared.
+    film: the layers FiLM modulates, or None.
+  """
+
+  f: nn.Module
+  primary: primary_lib.Primary
+  shared: tuple[int, ...] = ()
+  film: tuple[generators.FilmLayer, ...] | None = None
+
+  @nn.compact
+  def generate(self, cond: jax.Array):
+    """theta_I: g's full parameter pytree for one conditioning input."""
+    num_leaves = len(self.primary.leaves)
+    shared = (SharedLeaves(self.primary, self.shared, name="g_shared")()
+              if self.shared else {})
+    if self.film is not None:
+      leaves = generators.apply_film([shared[i] for i in range(num_leaves)], self.film,
+                                     self.f(cond))
+    else:
+      generated = dict(zip((spec.index for spec in self.f.specs), self.f(cond)))
+      leaves = [generated[i] if i in generated else shared[i] for i in range(num_leaves)]
+    return jax.tree_util.tree_unflatten(self.primary.treedef, leaves)
 
   def __call__(self, cond: jax.Array, x: jax.Array) -> jax.Array:
-    return self.primary.apply(self.f(cond), x)
+    return self.primary.apply(self.generate(cond), x)
+
+
+def select_leaves(primary: primary_lib.Primary, pattern: str) -> tuple[int, ...]:
+  """Indices of g's leaves whose path ('Dense_0/kernel', ...) matches regex `pattern`."""
+  try:
+    regex = re.compile(pattern)
+  except re.error as e:
+    raise ConfigError(f"config.model.generated_params={pattern!r} is not a regular "
+                      f"expression: {e}") from None
+  indices = tuple(i for i, path in enumerate(primary.leaf_paths) if regex.search(path))
+  if not indices:
+    raise ConfigError(f"config.model.generated_params={pattern!r} matches none of g's "
+                      f"parameters {primary.leaf_paths}")
+  return indices
+
+
+def hypernetwork(primary: primary_lib.Primary, *, generator: str = "heads",
+                 trunk_widths: Sequence[int] = (64, 64), activation: str = "relu",
+                 generated: str = ".*", init: str = "primary", init_scale: float = 0.01,
+                 rank: int = 4, chunk_size: int = 256, chunk_embedding_dim: int = 8,
+                 chunk_hidden: Sequence[int] = ()) -> HypernetModel:
+  """A HypernetModel for `primary` with the named generator kind.
+
+  Args:
+    primary: g (see primary.from_linen / from_nnx).
+    generator: one of generators.GENERATORS.
+    trunk_widths: hidden widths of f's trunk.
+    activation: trunk activation.
+    generated: regex over g's leaf paths; matching leaves are generated, the rest
+      are ordinary shared parameters (ignored by 'film', which shares all).
+    init: how f's output layer starts (generators.INITS).
+    init_scale: variance scale of the I-dependent part for 'primary' init / film.
+    rank, chunk_size, chunk_embedding_dim, chunk_hidden: 'lowrank' / 'chunked' sizes.
+  """
+  trunk_widths = tuple(int(w) for w in trunk_widths)
+  if generator == "film":
+    layers = generators.film_layers(primary)
+    f = generators.FilmGenerator(layers, trunk_widths, activation, init_scale)
+    return HypernetModel(f=f, primary=primary,
+                         shared=tuple(range(len(primary.leaves))), film=layers)
+  indices = select_leaves(primary, generated)
+  specs = generators.leaf_specs(primary, indices=indices)
+  common = dict(primary=primary, specs=specs, trunk_widths=trunk_widths,
+                activation=activation, init=init, init_scale=init_scale)
+  if generator == "heads":
+    f = generators.PerTensorHeads(**common)
+  elif generator == "lowrank":
+    f = generators.LowRankGenerator(**common, rank=int(rank))
+  elif generator == "chunked":
+    f = generators.ChunkedGenerator(**common, chunk_size=int(chunk_size),
+                                    chunk_embedding_dim=int(chunk_embedding_dim),
+                                    chunk_hidden=tuple(chunk_hidden))
+  else:
+    raise ConfigError(f"unknown config.model.generator {generator!r}; choose one of "
+                      f"{generators.GENERATORS}")
+  shared = tuple(i for i in range(len(primary.leaves)) if i not in indices)
+  return HypernetModel(f=f, primary=primary, shared=shared)
+
+
+def calibrate_hyperfan(model: nn.Module, key: jax.Array, conds: jax.Array) -> nn.Module:
+  """For hyperfan inits: the model with f.feature_sq_norm = mean ||features(I)||^2.
+
+  Hyperfan sets the variance of f's output layer from the squared norm of the
+  features it maps; measured over a batch of conditioning inputs conds [B, ...]
+  (instead of the single input seen at init) the generated weights have the
+  target variance on average over I. Other models are returned unchanged.
+  Initialise the returned model with the same `key`: only the output layer changes.
+  """
+  if not (isinstance(model, HypernetModel)
+          and getattr(model.f, "init", None) in ("hyperfan_in", "hyperfan_out")):
+    return model
+  variables = model.init(key, conds[0], method=HypernetModel.generate)
+
+  def sq_norm(cond):
+    _, state = model.apply(variables, cond, method=HypernetModel.generate,
+                           mutable=["intermediates"])
+    return state["intermediates"]["f"]["feature_sq_norm"][0]
+
+  mean_sq_norm = float(jnp.mean(jax.vmap(sq_norm)(conds)))
+  return model.clone(f=model.f.clone(feature_sq_norm=mean_sq_norm))
 
 
 class EmbeddingModel(nn.Module):
@@ -108,11 +233,15 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
   if kind == "hypernet":
     primary = create_primary(model_config.primary, example_x=example_x,
                              output_dim=output_dim)
-    f = PerTensorHeads(primary, _widths(model_config.f_width, model_config.f_depth),
-                       activation=model_config.activation,
-                       head_init=model_config.head_init,
-                       head_init_scale=model_config.head_init_scale)
-    return HypernetModel(f=f, primary=primary), primary
+    model = hypernetwork(
+        primary, generator=model_config.generator,
+        trunk_widths=_widths(model_config.f_width, model_config.f_depth),
+        activation=model_config.activation, generated=model_config.generated_params,
+        init=model_config.f_init, init_scale=model_config.f_init_scale,
+        rank=model_config.rank, chunk_size=model_config.chunk_size,
+        chunk_embedding_dim=model_config.chunk_embedding_dim,
+        chunk_hidden=tuple(model_config.chunk_hidden))
+    return model, primary
   if kind == "embedding":
     e = nets.MLP(_widths(model_config.e_width, model_config.e_depth)
                  + (int(model_config.embedding_dim),),

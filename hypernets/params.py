@@ -8,7 +8,8 @@ import numpy as np
 from hypernets.primary import Primary
 
 # Top-level parameter collections of each model kind, and the name of their count.
-_COUNT_NAMES = {"f": "N_f", "e": "N_e", "q": "N_q", "net": "N_net"}
+_COUNT_NAMES = {"f": "N_f", "g_shared": "N_g_shared", "e": "N_e", "q": "N_q",
+                "net": "N_net"}
 
 
 def count_params(tree: Any) -> int:
@@ -20,10 +21,11 @@ def count_params(tree: Any) -> int:
 def parameter_counts(params: Any, primary: Primary | None = None) -> dict[str, int]:
   """Counts per component of a conditioned model's `params` (the 'params' collection).
 
-  Returns a dict with N_f (hypernetwork), N_e, N_q (embedding method), N_net
-  (standard network) for the components present, N_g (the generated primary's
-  size, not trainable itself) when `primary` is given, and `total`: the number of
-  trainable parameters.
+  Returns a dict with N_f (hypernetwork f), N_g_shared (g's leaves that are
+  ordinary parameters: partial generation, FiLM base weights), N_e, N_q (embedding
+  method), N_net (standard network) for the components present, N_g (the
+  primary's size) when `primary` is given, and `total`: the number of trainable
+  parameters.
   """
   counts = {}
   for key, subtree in params.items():

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from hypernets import budget
 from hypernets import checkpoints
 from hypernets import data as data_lib
 from hypernets import losses
@@ -131,11 +132,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   is_writer = jax.process_index() == 0
 
   dataset = data_lib.create_dataset(config.data)
-  model, primary = models.create_model(
-      config.model, example_cond=dataset.train.cond[0], example_x=dataset.train.x[0],
-      output_dim=dataset.output_dim)
+  shapes = dict(example_cond=dataset.train.cond[0], example_x=dataset.train.x[0],
+                output_dim=dataset.output_dim)
+  model_config, budget_knob = config.model, {}
+  if config.model.param_budget:
+    model_config, _ = budget.match_budget(config.model,
+                                          target_total=config.model.param_budget, **shapes)
+    knob = budget.BUDGET_KNOBS[config.model.kind]
+    budget_knob = {knob: model_config[knob]}
+    logging.info("Parameter budget %d: model.%s = %s", config.model.param_budget, knob,
+                 model_config[knob])
+  model, primary = models.create_model(model_config, **shapes)
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
   init_key, data_key = jax.random.split(jax.random.key(config.seed))
+  model = models.calibrate_hyperfan(model, init_key, dataset.train.cond[:256])
   state = create_train_state(model, tx, init_key,
                              jax.tree.map(lambda a: a[0], dataset.train))
   counts = params_lib.parameter_counts(state.params, primary)
@@ -202,6 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "step": int(state.step),
         **final,
         "param_counts": counts,
+        "budget_matched": budget_knob,
         "compile_seconds": compile_seconds,
         "train_seconds_this_run": train_seconds,
         "steps_this_run": steps_done,

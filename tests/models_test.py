@@ -38,9 +38,8 @@ def _shape_dtypes(tree):
   return jax.tree.map(lambda a: (tuple(a.shape), jnp.dtype(a.dtype)), tree)
 
 
-def _hypernet(primary, width=8, depth=2, head_init="primary"):
-  f = generators.PerTensorHeads(primary, (width,) * depth, head_init=head_init)
-  return models.HypernetModel(f=f, primary=primary)
+def _hypernet(primary, width=8, depth=2, init="primary"):
+  return models.hypernetwork(primary, trunk_widths=(width,) * depth, init=init)
 
 
 PRIMARIES = {
@@ -51,14 +50,14 @@ PRIMARIES = {
 
 
 @pytest.mark.parametrize("name", sorted(PRIMARIES))
-@pytest.mark.parametrize("head_init", generators.HEAD_INITS)
-def test_generated_tree_equals_eval_shape_of_primary_init(name, head_init):
+@pytest.mark.parametrize("init", generators.INITS)
+def test_generated_tree_equals_eval_shape_of_primary_init(name, init):
   module, x = PRIMARIES[name]()
   primary = primary_lib.from_linen(module, x)
-  model = _hypernet(primary, head_init=head_init)
+  model = _hypernet(primary, init=init)
   cond = jnp.linspace(-1, 1, 7)
   variables = model.init(jax.random.key(0), cond, x)
-  theta = model.apply(variables, cond, method=lambda m, c: m.f(c))
+  theta = model.apply(variables, cond, method=models.HypernetModel.generate)
   expected = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
   assert jax.tree.structure(theta) == jax.tree.structure(expected)
   assert _shape_dtypes(theta) == _shape_dtypes(expected)
@@ -74,7 +73,7 @@ def test_nnx_primary_tree_and_output():
   model = _hypernet(primary)
   cond, x = jnp.ones((5,)), jnp.ones((3, 4))
   variables = model.init(jax.random.key(0), cond, x)
-  theta = model.apply(variables, cond, method=lambda m, c: m.f(c))
+  theta = model.apply(variables, cond, method=models.HypernetModel.generate)
   assert _shape_dtypes(theta) == _shape_dtypes(primary.template)
   assert model.apply(variables, cond, x).shape == (3, 1)
 
@@ -84,7 +83,7 @@ def test_primary_head_init_starts_near_primary_initialisation():
   primary = primary_lib.from_linen(module, x)
   model = _hypernet(primary, width=32)
   variables = model.init(jax.random.key(0), jnp.ones((4,)), x)
-  theta = model.apply(variables, jnp.ones((4,)), method=lambda m, c: m.f(c))
+  theta = model.apply(variables, jnp.ones((4,)), method=models.HypernetModel.generate)
   # LeCun-normal kernel of fan-in 16: std 1/4, far from the O(1) of a plain head.
   std = float(jnp.std(theta["Dense_0"]["kernel"]))
   assert 0.15 < std < 0.35

@@ -1,0 +1,66 @@
+"""Parameter-budget matching: choose a width so a model has a given total size."""
+
+import copy
+
+import jax
+import ml_collections
+
+from hypernets import models
+from hypernets import params as params_lib
+from hypernets.errors import ConfigError
+
+# The width each kind adjusts to meet a budget (its depth is kept).
+BUDGET_KNOBS = {"hypernet": "f_width", "embedding": "e_width", "standard": "standard_widths"}
+
+
+def total_params(model_config: ml_collections.ConfigDict, *, example_cond: jax.Array,
+                 example_x: jax.Array, output_dim: int) -> int:
+  """Trainable parameters of the model `model_config` describes (no arrays are made)."""
+  model, _ = models.create_model(model_config, example_cond=example_cond,
+                                 example_x=example_x, output_dim=output_dim)
+  variables = jax.eval_shape(model.init, jax.random.key(0), example_cond, example_x)
+  return params_lib.count_params(variables["params"])
+
+
+def _with_width(model_config, width: int):
+  config = copy.deepcopy(model_config)
+  knob = BUDGET_KNOBS[config.kind]
+  if knob == "standard_widths":
+    config.standard_widths = (width,) * len(config.standard_widths)
+  else:
+    config[knob] = width
+  return config
+
+
+def match_budget(model_config: ml_collections.ConfigDict, *, target_total: int,
+                 example_cond: jax.Array, example_x: jax.Array, output_dim: int,
+                 tolerance: float = 0.02, max_width: int = 1 << 16
+                 ) -> tuple[ml_collections.ConfigDict, int]:
+  """A copy of `model_config` whose width knob (BUDGET_KNOBS) gives ~target_total params.
+
+  The total grows with the width, so the closest width is found by bisection.
+  Returns (config, total). Raises ConfigError if the closest total is off by more
+  than `tolerance` (relative), e.g. when one width step is too coarse.
+  """
+  count = lambda w: total_params(_with_width(model_config, w), example_cond=example_cond,  # pylint: disable=unnecessary-lambda-assignment
+                                 example_x=example_x, output_dim=output_dim)
+  lo, hi = 1, 1
+  while count(hi) < target_total:
+    lo, hi = hi, hi * 2
+    if hi > max_width:
+      raise ConfigError(f"config.model.param_budget={target_total} needs "
+                        f"{BUDGET_KNOBS[model_config.kind]} > {max_width}")
+  while hi - lo > 1:  # invariant: count(lo) < target <= count(hi), or lo == 1
+    mid = (lo + hi) // 2
+    if count(mid) < target_total:
+      lo = mid
+    else:
+      hi = mid
+  width = min((lo, hi), key=lambda w: abs(count(w) - target_total))
+  total = count(width)
+  if abs(total - target_total) > tolerance * target_total:
+    raise ConfigError(
+        f"config.model.param_budget={target_total} cannot be met within "
+        f"{tolerance:.0%} by config.model.{BUDGET_KNOBS[model_config.kind]} for "
+        f"kind {model_config.kind!r}: closest is {total} (width {width})")
+  return _with_width(model_config, width), total
