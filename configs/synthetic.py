@@ -19,7 +19,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The default synthetic experiment; see the module docstring for `arg`."""
   options = _parse_arg(arg)
   config = ml_collections.ConfigDict()
-  config.seed = 0  # model init and batch order
+  config.seed = 0  # model init and batch order of the first seed
+  config.num_seeds = 1  # seeds seed, seed+1, ... trained together in one program
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "synthetic"

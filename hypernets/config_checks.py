@@ -60,6 +60,7 @@ def check_choice(config, field: str, choices) -> None:
 def check_training_config(config: ml_collections.ConfigDict) -> None:
   """Validates the fields `train_and_evaluate` reads; raises ConfigError on the first bad one."""
   check_int(config, "seed", minimum=0)
+  check_int(config, "num_seeds", minimum=1)
   check_choice(config, "model.kind", MODEL_KINDS)
   check_choice(config, "model.primary.name", PRIMARY_NAMES)
   check_widths(config, "model.primary.widths")

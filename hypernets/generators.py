@@ -117,7 +117,7 @@ class _GeneratorBase(nn.Module):
   init: str = "primary"
   init_scale: float = 0.01  # 'primary' init: variance scale of the I-dependent part
   # E||trunk(I)||^2 over the data; None: use the value at the init input.
-  feature_sq_norm: float | None = None
+  feature_sq_norm: float | jax.Array | None = None
 
   def trunk(self, cond: jax.Array) -> jax.Array:
     """trunk(I): [*cond_shape] -> [trunk_widths[-1]]."""

@@ -152,7 +152,8 @@ def calibrate_hyperfan(model: nn.Module, key: jax.Array, conds: jax.Array) -> nn
                            mutable=["intermediates"])
     return state["intermediates"]["f"]["feature_sq_norm"][0]
 
-  mean_sq_norm = float(jnp.mean(jax.vmap(sq_norm)(conds)))
+  # A jnp scalar, not a float: calibration may run under jit/vmap (one per seed).
+  mean_sq_norm = jnp.mean(jax.vmap(sq_norm)(conds))
   return model.clone(f=model.f.clone(feature_sq_norm=mean_sq_norm))
 
 

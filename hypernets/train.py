@@ -30,6 +30,7 @@ from hypernets import optimizers
 from hypernets import params as params_lib
 from hypernets import workdir as workdir_lib
 from hypernets.config_checks import check_training_config
+from hypernets.errors import ConfigError
 from hypernets.errors import TrainingDivergedError
 
 
@@ -42,9 +43,23 @@ class TrainState:
   opt_state: Any
 
 
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+  """Keys of seeds seed, seed + 1, ..., seed + num_seeds - 1: [num_seeds] key array.
+
+  Seed s of a batch gets jax.random.key(seed + s), so a batch of S seeds equals S
+  single-seed runs with those seeds.
+  """
+  return jax.vmap(jax.random.key)(seed + jnp.arange(num_seeds))
+
+
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
-                       key: jax.Array, example: data_lib.Split) -> TrainState:
-  """Initial state; `example` is one row: cond [*cond_shape], x [P, *x_shape]."""
+                       key: jax.Array, example: data_lib.Split,
+                       calibration_conds: jax.Array) -> TrainState:
+  """Initial state of one seed; `example` is one row: cond [*cond_shape], x [P, ...].
+
+  `calibration_conds` [B, *cond_shape] calibrate hyperfan inits (ignored otherwise).
+  """
+  model = models.calibrate_hyperfan(model, key, calibration_conds)
   params = model.init(key, example.cond, example.x)["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params))
@@ -60,15 +75,20 @@ def make_loss_fn(model: nn.Module, task: str) -> Callable:
   return loss_fn
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: str, *,
-                    data_key: jax.Array, batch_conditions: int, batch_points: int):
-  """train_step(state, train_split) -> (state, metrics); pure, to be jitted once."""
-  loss_fn = make_loss_fn(model, task)
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                    dataset: data_lib.Dataset, *, batch_conditions: int,
+                    batch_points: int):
+  """train_step(state, train, data_key) -> (state, metrics) for ONE seed; pure.
 
-  def train_step(state: TrainState, train_split: data_lib.Split):
-    batch = data_lib.sample_batch(
-        train_split, jax.random.fold_in(data_key, state.step),
-        num_conditions=batch_conditions, points_per_condition=batch_points)
+  The batch is drawn from fold_in(data_key, step): it depends on the step only,
+  never on how often the process was restarted.
+  """
+  loss_fn = make_loss_fn(model, dataset.task)
+
+  def train_step(state: TrainState, train, data_key: jax.Array):
+    batch = dataset.sample(train, jax.random.fold_in(data_key, state.step),
+                           num_conditions=batch_conditions,
+                           points_per_condition=batch_points)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -80,7 +100,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: st
 def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
   """eval_fn(params, split) -> mean metrics over every point of every condition.
 
-  Conditions are processed in chunks (`jax.lax.map`) to bound memory.
+  For ONE seed. Conditions are processed in chunks (`jax.lax.map`) to bound memory.
   """
 
   def per_condition(params, row):
@@ -97,25 +117,38 @@ def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
   return eval_fn
 
 
-def _first_non_finite(history: list[tuple[int, dict[str, float]]]
-                      ) -> tuple[int, str, float] | None:
-  """(step, metric name, value) of the first non-finite train metric, or None."""
+def _first_non_finite(history: list[tuple[int, dict[str, np.ndarray]]]
+                      ) -> tuple[int, str, int, float] | None:
+  """(step, metric, seed index, value) of the first non-finite train metric, or None."""
   for step, metrics in history:
-    for name, value in metrics.items():
-      if not np.isfinite(value):
-        return step, name, float(value)
+    for name, values in metrics.items():
+      bad = np.flatnonzero(~np.isfinite(values))
+      if bad.size:
+        return step, name, int(bad[0]), float(values[bad[0]])
   return None
 
 
-def evaluate_splits(eval_fn, params, dataset: data_lib.Dataset) -> dict[str, float]:
-  """{'train_<m>': ..., 'test_<m>': ...} and, for regression, relative test MSE."""
+def evaluate_splits(eval_fn, params, dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
+  """{'train_<metric>': [S], 'test_<metric>': [S]} per seed; for regression also
+  test_rel_mse = test MSE / Var(test y)."""
   results = {}
-  for name, split in (("train", dataset.train), ("test", dataset.test)):
-    for metric, value in jax.device_get(eval_fn(params, split)).items():
-      results[f"{name}_{metric}"] = float(value)
+  for name, split in dataset.eval_splits.items():
+    for metric, values in jax.device_get(eval_fn(params, split)).items():
+      results[f"{name}_{metric}"] = np.asarray(values, np.float64)
   if dataset.task == "regression":
     results["test_rel_mse"] = results["test_mse"] / float(jnp.var(dataset.test.y))
   return results
+
+
+def summarize_seeds(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
+  """Mean (as the metric's own name), `<metric>_std` and `per_seed` lists."""
+  summary = {}
+  for name, values in per_seed.items():
+    summary[name] = float(np.mean(values))
+    summary[f"{name}_std"] = float(np.std(values))
+  summary["per_seed"] = {name: [float(v) for v in values]
+                         for name, values in per_seed.items()}
+  return summary
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -124,15 +157,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   Writes to workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/ and,
   at the end, results.json (final metrics, parameter counts, timings).
 
+  `config.num_seeds` seeds (config.seed, config.seed + 1, ...) train together in
+  one compiled program; results report their mean, std and per-seed values.
+
   Returns:
-    The final TrainState.
+    The final TrainState; every leaf has a leading [num_seeds] axis.
   """
   check_training_config(config)
   workdir = workdir_lib.prepare_workdir(workdir, config)
   is_writer = jax.process_index() == 0
 
   dataset = data_lib.create_dataset(config.data)
-  shapes = dict(example_cond=dataset.train.cond[0], example_x=dataset.train.x[0],
+  if config.batch.conditions > dataset.num_train_conditions:
+    raise ConfigError(f"config.batch.conditions={config.batch.conditions} is larger than "
+                      f"the training set ({dataset.num_train_conditions} conditioning inputs)")
+  example = jax.tree.map(lambda a: a[0], dataset.test)
+  shapes = dict(example_cond=example.cond, example_x=example.x,
                 output_dim=dataset.output_dim)
   model_config, budget_knob = config.model, {}
   if config.model.param_budget:
@@ -144,32 +184,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                  model_config[knob])
   model, primary = models.create_model(model_config, **shapes)
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
-  init_key, data_key = jax.random.split(jax.random.key(config.seed))
-  model = models.calibrate_hyperfan(model, init_key, dataset.train.cond[:256])
-  state = create_train_state(model, tx, init_key,
-                             jax.tree.map(lambda a: a[0], dataset.train))
-  counts = params_lib.parameter_counts(state.params, primary)
-  logging.info("Model %s, parameter counts %s", config.model.kind, counts)
+
+  # Seeds as a batch: every leaf of the state has a leading [num_seeds] axis and
+  # one compiled program trains all seeds (vmap over init, data order and keys).
+  keys = seed_keys(config.seed, config.num_seeds)
+  init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+  calibration_conds = dataset.eval_splits["train"].cond[:256]
+  state = jax.jit(jax.vmap(
+      lambda k: create_train_state(model, tx, k, example, calibration_conds)))(init_keys)
+  counts = params_lib.parameter_counts(jax.tree.map(lambda a: a[0], state.params), primary)
+  logging.info("Model %s, parameter counts %s, %d seed(s)", config.model.kind, counts,
+               config.num_seeds)
 
   manager = checkpoints.create_manager(workdir, max_to_keep=config.max_checkpoints_to_keep)
   state = checkpoints.restore_or_initialize(manager, state)
-  start_step = int(state.step)
+  start_step = int(state.step[0])
 
-  train_step = make_train_step(model, tx, dataset.task, data_key=data_key,
-                               batch_conditions=config.batch.conditions,
+  train_step = make_train_step(model, tx, dataset, batch_conditions=config.batch.conditions,
                                batch_points=config.batch.points)
   compile_start = time.perf_counter()
-  train_step = jax.jit(train_step, donate_argnums=0).lower(state, dataset.train).compile()
+  train_step = jax.jit(jax.vmap(train_step, in_axes=(0, None, 0)),
+                       donate_argnums=0).lower(state, dataset.train, data_keys).compile()
   compile_seconds = time.perf_counter() - compile_start
-  eval_fn = jax.jit(make_eval_fn(model, dataset.task,
-                                 conditions_per_chunk=config.eval_conditions_per_chunk))
+  eval_fn = jax.jit(jax.vmap(
+      make_eval_fn(model, dataset.task, conditions_per_chunk=config.eval_conditions_per_chunk),
+      in_axes=(0, None)))
 
   writer = metric_writers.MetricWriter(workdir)
   if start_step == 0:
     writer.write_hparams(workdir_lib.flatten_dict(workdir_lib.config_to_json_dict(config)))
   progress = metric_writers.ReportProgress(num_train_steps=config.num_train_steps,
                                            writer=writer)
-  history = []  # (step, device metrics) since the last finiteness check
+  history = []  # (step, device metrics [S]) since the last finiteness check
   last_saved = manager.latest_step()
   train_start = time.perf_counter()
 
@@ -183,34 +229,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       manager.wait_until_finished()
       kept = (f"last good checkpoint: step {last_saved} in {manager.directory}"
               if last_saved is not None else "no checkpoint was written")
+      seed = (f" (seed {config.seed + bad[2]})" if config.num_seeds > 1 else "")
       raise TrainingDivergedError(
-          f"training {bad[1]} became {bad[2]} at step {bad[0]}; stopped, {kept}")
+          f"training {bad[1]} became {bad[3]} at step {bad[0]}{seed}; stopped, {kept}")
     means = jax.tree.map(lambda *v: float(np.mean(v)), *[m for _, m in host_history])
     writer.write_scalars(history[-1][0], {f"train_{k}": v for k, v in means.items()})
     history = []
 
+  def write_eval(step):
+    summary = summarize_seeds(evaluate_splits(eval_fn, state.params, dataset))
+    summary.pop("per_seed")
+    writer.write_scalars(step, {f"eval_{k}": v for k, v in summary.items()
+                                if not (k.endswith("_std") and config.num_seeds == 1)})
+
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
-      state, metrics = train_step(state, dataset.train)
+      state, metrics = train_step(state, dataset.train, data_keys)
       history.append((step, metrics))
       progress(step)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
         check_history()
       if step % config.eval_every_steps == 0 or is_last:
-        writer.write_scalars(step, {f"eval_{k}": v for k, v in
-                                    evaluate_splits(eval_fn, state.params, dataset).items()})
+        write_eval(step)
       if step % config.checkpoint_every_steps == 0 or is_last:
         check_history()  # never checkpoint a diverged state
         checkpoints.save(manager, step, state)
         last_saved = step
     train_seconds = time.perf_counter() - train_start
     steps_done = config.num_train_steps - start_step
-    final = evaluate_splits(eval_fn, state.params, dataset)
     results = {
         "method": config.model.kind,
-        "step": int(state.step),
-        **final,
+        "step": int(state.step[0]),
+        "num_seeds": config.num_seeds,
+        "seeds": [config.seed + s for s in range(config.num_seeds)],
+        **summarize_seeds(evaluate_splits(eval_fn, state.params, dataset)),
         "param_counts": counts,
         "budget_matched": budget_knob,
         "compile_seconds": compile_seconds,
@@ -220,7 +273,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     }
     if is_writer:
       workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
-    logging.info("Final results: %s", results)
+    logging.info("Final results: %s", {k: v for k, v in results.items() if k != "per_seed"})
   finally:
     manager.wait_until_finished()
     manager.close()

@@ -22,7 +22,7 @@ def test_training_lowers_the_loss_and_writes_outputs(small_config, tmp_path, kin
   small_config.optimizer.learning_rate = 1e-2
   workdir = str(tmp_path)
   state = train.train_and_evaluate(small_config, workdir)
-  assert int(state.step) == 60
+  assert state.step.tolist() == [60]  # one seed
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     losses = [row["train_mse"] for row in map(json.loads, f) if "train_mse" in row]
   assert losses[-1] < 0.7 * losses[0], losses
@@ -62,9 +62,36 @@ def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatc
                       lambda m, s: restored_steps.append(m.latest_step()) or real_restore(m, s))
   resumed = train.train_and_evaluate(small_config, workdir)
   assert restored_steps == [20]
-  assert int(resumed.step) == 40
+  assert resumed.step.tolist() == [40]
   # Batches depend on the step only, so the resumed run ends where the full one does.
   chex.assert_trees_all_close(resumed.params, uninterrupted.params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["hypernet", "embedding"])
+def test_seeds_as_a_batch_equal_single_seed_runs(small_config, tmp_path, kind):
+  small_config.model.kind = kind
+  small_config.model.f_init = "hyperfan_in"  # per-seed calibration under vmap too
+  small_config.num_train_steps = 20
+  small_config.num_seeds = 3
+  small_config.seed = 5
+  batched = train.train_and_evaluate(small_config, str(tmp_path / "batched"))
+  with open(tmp_path / "batched" / "results.json") as f:
+    results = json.load(f)
+  assert results["num_seeds"] == 3 and results["seeds"] == [5, 6, 7]
+  small_config.num_seeds = 1
+  for s in range(3):
+    small_config.seed = 5 + s
+    single = train.train_and_evaluate(small_config, str(tmp_path / f"single{s}"))
+    chex.assert_trees_all_close(jax.tree.map(lambda a, s=s: a[s], batched.params),
+                                jax.tree.map(lambda a: a[0], single.params),
+                                rtol=1e-5, atol=1e-6)
+    with open(tmp_path / f"single{s}" / "results.json") as f:
+      np.testing.assert_allclose(results["per_seed"]["test_mse"][s],
+                                 json.load(f)["test_mse"], rtol=1e-5)
+  per_seed = results["per_seed"]["test_mse"]
+  np.testing.assert_allclose(results["test_mse"], np.mean(per_seed), rtol=1e-9)
+  np.testing.assert_allclose(results["test_mse_std"], np.std(per_seed), rtol=1e-9)
+  assert len(set(per_seed)) == 3  # the seeds really differ
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -75,6 +102,7 @@ def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatc
     ("optimizer.learning_rate", -1e-3, "config.optimizer.learning_rate must be"),
     ("data.m1", 0, "config.data.m1 must be a positive integer"),
     ("data.m2", 0, "config.data.m2 must be a positive integer"),
+    ("num_seeds", 0, "config.num_seeds must be a positive integer"),
     ("batch.conditions", 1000, "config.batch.conditions=1000 is larger"),
 ])
 def test_bad_config_stops_before_anything_is_written(small_config, tmp_path, field,
@@ -120,7 +148,7 @@ def test_checkpoint_of_a_different_shape_is_refused(small_config, tmp_path):
   small_config.model.f_width = 32
   with pytest.raises(WorkdirError,
                      match=r"does not fit this config's model .*: params/f/\S+ has shape "
-                     r"\(16, 16\) in the checkpoint, \(32, 16\) here"):
+                     r"\(1, 16, 16\) in the checkpoint, \(1, 32, 16\) here"):
     train.train_and_evaluate(small_config, str(tmp_path))
   assert "20" in os.listdir(tmp_path / "checkpoints")  # nothing lost
 

@@ -1,6 +1,7 @@
 """The dataset container, batch sampling and `create_dataset(config.data)`."""
 
 import dataclasses
+from typing import Any, Callable
 
 import flax.struct
 import jax
@@ -9,7 +10,7 @@ import ml_collections
 
 from hypernets.errors import ConfigError
 
-DATASET_NAMES = ("synthetic",)
+DATASET_NAMES = ("synthetic", "rotation")
 
 
 @flax.struct.dataclass
@@ -31,12 +32,42 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """Train and test splits plus what a model needs to know about the task."""
+  """What training needs from a task.
 
-  train: Split
+  Attributes:
+    train: the training arrays, leading axis = conditioning inputs: a Split for
+      fixed data, or raw arrays (e.g. uint8 images) that `sampler` turns into one.
+    test: the evaluation split, materialised (fixed points, labels, angles).
+    task: 'regression' (MSE) or 'classification' (integer labels, NLL).
+    output_dim: size of each point's output (classes for classification).
+    sampler: sampler(train, key, *, num_conditions, points_per_condition) -> Split;
+      pure and jittable (it runs inside the train step).
+    train_eval: a materialised Split of training data to report train metrics on
+      (defaults to `train`, which must then be a Split).
+  """
+
+  train: Any
   test: Split
-  task: str  # 'regression' (MSE) or 'classification' (integer labels, NLL)
+  task: str
   output_dim: int
+  sampler: Callable[..., Split] = None  # default: sample_batch
+  train_eval: Split | None = None
+
+  def sample(self, train, key: jax.Array, *, num_conditions: int,
+             points_per_condition: int) -> Split:
+    """A training batch from `train` (pass the arrays in, so they are jit arguments)."""
+    sampler = self.sampler or sample_batch
+    return sampler(train, key, num_conditions=num_conditions,
+                   points_per_condition=points_per_condition)
+
+  @property
+  def eval_splits(self) -> dict[str, Split]:
+    return {"train": self.train if self.train_eval is None else self.train_eval,
+            "test": self.test}
+
+  @property
+  def num_train_conditions(self) -> int:
+    return jax.tree_util.tree_leaves(self.train)[0].shape[0]
 
 
 def sample_batch(split: Split, key: jax.Array, *, num_conditions: int,
@@ -66,5 +97,8 @@ def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   if data_config.name == "synthetic":
     from hypernets.data import synthetic  # pylint: disable=g-import-not-at-top
     return synthetic.create_dataset(data_config)
+  if data_config.name == "rotation":
+    from hypernets.data import rotation  # pylint: disable=g-import-not-at-top
+    return rotation.create_dataset(data_config)
   raise ConfigError(
       f"unknown config.data.name {data_config.name!r}; choose one of {DATASET_NAMES}")

@@ -7,9 +7,12 @@ degrees, circularly. As in the official code the rotation is applied to the uint
 image (nearest neighbour, fill 0, same size) and normalisation comes after.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
+from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
 
 
@@ -77,3 +80,48 @@ def rotation_batch(images_uint8: jax.Array, key: jax.Array, *, mean: float, std:
   x = normalize(rotated, mean=mean, std=std).reshape(batch_size, 1, -1)
   y = angle_to_class(angles, num_classes=num_classes)[:, None]
   return Split(cond=cond, x=x, y=y)
+
+
+def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_conditions: int,
+                          points_per_condition: int, mean: float, std: float,
+                          num_classes: int = 12) -> Split:
+  """`num_conditions` distinct random images, each rotated by a fresh random angle.
+
+  The sampler of the rotation Dataset: images_uint8 [N, H, W, C] -> Split with
+  cond [B, H*W*C], x [B, 1, H*W*C], y [B, 1]. One point per image (the paper's
+  protocol), so `points_per_condition` must be 1.
+  """
+  del points_per_condition  # checked to be 1 by the config checks
+  row_key, angle_key = jax.random.split(key)
+  rows = jax.random.choice(row_key, images_uint8.shape[0], (num_conditions,),
+                           replace=False)
+  return rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
+                        num_classes=num_classes)
+
+
+def create_dataset(data_config) -> Dataset:
+  """The rotation-prediction task on `data_config.source` images.
+
+  Training draws a new angle every time an image is fetched (the official code's
+  protocol). Evaluation uses fixed angles drawn once from `data_config.seed`, so
+  every evaluation of a run (and every run) sees the same rotated test images;
+  train metrics are reported on up to `num_test_examples` fixed training images.
+  """
+  from hypernets.data import images as images_lib  # pylint: disable=g-import-not-at-top
+  train_images = images_lib.load_images(
+      data_config.source, split="train", data_dir=data_config.data_dir or None,
+      max_examples=data_config.num_train_examples or None)
+  test_images = images_lib.load_images(
+      data_config.source, split="test", data_dir=data_config.data_dir or None,
+      max_examples=data_config.num_test_examples or None)
+  mean, std = images_lib.NORMALIZATION[data_config.source]
+  constants = dict(mean=mean, std=std, num_classes=data_config.num_classes)
+  test_key, train_eval_key = jax.random.split(jax.random.key(data_config.seed))
+  train_images = jnp.asarray(train_images)
+  return Dataset(
+      train=train_images,
+      test=rotation_batch(jnp.asarray(test_images), test_key, **constants),
+      train_eval=rotation_batch(train_images[:test_images.shape[0]], train_eval_key,
+                                **constants),
+      task="classification", output_dim=data_config.num_classes,
+      sampler=functools.partial(sample_rotation_batch, **constants))
