@@ -7,12 +7,18 @@ Run one model:
 Compare the kinds side by side (the README's main job):
   python launch/compare.py --config=configs/synthetic.py --workdir=/tmp/hypernets_main
 
+Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --workdir=W`):
+  depth      hypernetwork vs embedding method, depth of f / e in 1..8.
+  embedding  embedding method as the embedding size grows (hypernetwork as reference).
+
 Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
   small      a seconds-long run for tests and CI.
   kind=K     model.kind = K (hypernet | embedding | standard).
 """
 
 import ml_collections
+
+from hypernets import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -117,3 +123,18 @@ def _parse_arg(arg: str | None) -> dict[str, str]:
     raise ValueError(f"unknown configs/synthetic.py variant(s) {sorted(unknown)}; "
                      "known: small, kind=K")
   return options
+
+
+def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
+  """The paper's synthetic sweeps: error vs depth of f / e, error vs embedding size."""
+  del arg
+  depths = list(range(1, 9))
+  return {
+      "depth": sweeps.product(
+          sweeps.sweep("model.kind", ["hypernet", "embedding"]),
+          sweeps.zipit(sweeps.sweep("model.f_depth", depths),
+                       sweeps.sweep("model.e_depth", depths))),
+      "embedding": sweeps.product(
+          sweeps.sweep("model.kind", ["embedding"]),
+          sweeps.sweep("model.embedding_dim", [4, 8, 16, 32, 64, 128, 256])),
+  }

@@ -17,19 +17,24 @@ RESUMABLE_FIELDS = frozenset({
 })
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-  """Writes `data` as JSON to `path` through a temporary file and a rename."""
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file and a rename: a reader sees
+  the old file or the new one, never half of one."""
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
   try:
     with os.fdopen(fd, "w") as f:
-      json.dump(data, f, indent=2, sort_keys=True)
-      f.write("\n")
+      f.write(text)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  """Writes `data` as indented JSON to `path` atomically (see write_text_atomic)."""
+  write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def flatten_dict(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Sweep definitions beside each config, and running them point by point.
+
+A config module may define `get_sweeps(arg)` returning {name: [point, ...]}, a
+point being {field: value} overrides such as {'model.f_depth': 3}. Build the lists
+with `sweep`, `product` and `zipit` (in the spirit of big_vision's get_hyper).
+"""
+
+import copy
+import csv
+import io
+import itertools
+import json
+import os
+import re
+from typing import Any, Callable, Sequence
+
+from absl import logging
+import ml_collections
+
+from hypernets import workdir as workdir_lib
+from hypernets.errors import ConfigError
+
+Point = dict[str, Any]
+
+
+def sweep(field: str, values: Sequence[Any]) -> list[Point]:
+  """One point per value of `field`."""
+  return [{field: value} for value in values]
+
+
+def product(*sweeps: list[Point]) -> list[Point]:
+  """Every combination of the given sweeps (the first varies slowest)."""
+  return [dict(itertools.chain.from_iterable(p.items() for p in combo))
+          for combo in itertools.product(*sweeps)]
+
+
+def zipit(*sweeps: list[Point]) -> list[Point]:
+  """Points taken together position by position (all sweeps of equal length)."""
+  if len({len(s) for s in sweeps}) > 1:
+    raise ValueError(f"zipit needs sweeps of equal length, got {[len(s) for s in sweeps]}")
+  return [dict(itertools.chain.from_iterable(p.items() for p in combo))
+          for combo in zip(*sweeps)]
+
+
+def apply_point(config: ml_collections.ConfigDict, point: Point) -> ml_collections.ConfigDict:
+  """A copy of `config` with the point's overrides; unknown fields raise ConfigError."""
+  config = copy.deepcopy(config)
+  for field, value in point.items():
+    node, parts = config, field.split(".")
+    for part in parts[:-1]:
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise ConfigError(f"sweep field {field!r} does not exist in the config")
+      node = node[part]
+    if not isinstance(node, ml_collections.ConfigDict) or parts[-1] not in node:
+      raise ConfigError(f"sweep field {field!r} does not exist in the config")
+    try:
+      node[parts[-1]] = value
+    except TypeError as e:
+      raise ConfigError(f"sweep field {field!r}: {e}") from None
+  return config
+
+
+def point_name(point: Point) -> str:
+  """A directory name for a point, e.g. 'model.f_depth=3,model.kind=hypernet'."""
+  name = ",".join(f"{k}={v}" for k, v in sorted(point.items())) or "default"
+  return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
+
+
+def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: str, *,
+              train_fn: Callable[[ml_collections.ConfigDict, str], Any]) -> list[dict]:
+  """Runs every point into workdir/<point_name> and gathers the results.
+
+  Points whose results.json exists are skipped (a rerun finishes only the missing
+  ones; a killed point resumes from its checkpoint). All overrides are checked
+  before anything runs. Writes workdir/results.json and workdir/results.csv: one
+  row per point (its overrides plus the point's results, without per-seed lists).
+  """
+  configs = [apply_point(config, point) for point in points]  # fail early
+  os.makedirs(workdir, exist_ok=True)
+  for i, (point, point_config) in enumerate(zip(points, configs)):
+    point_dir = os.path.join(workdir, point_name(point))
+    if os.path.exists(os.path.join(point_dir, "results.json")):
+      logging.info("Sweep point %d/%d %s: done already", i + 1, len(points), point)
+      continue
+    logging.info("Sweep point %d/%d %s", i + 1, len(points), point)
+    train_fn(point_config, point_dir)
+  return gather(points, workdir)
+
+
+def gather(points: list[Point], workdir: str) -> list[dict]:
+  """Rows {**point, **results} of the finished points; writes results.json/.csv."""
+  rows = []
+  for point in points:
+    path = os.path.join(workdir, point_name(point), "results.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      results = json.load(f)
+    results.pop("per_seed", None)
+    rows.append({**point, **_flatten_counts(results), "workdir": os.path.dirname(path)})
+  workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), rows)
+  workdir_lib.write_text_atomic(os.path.join(workdir, "results.csv"), _to_csv(rows))
+  return rows
+
+
+def _flatten_counts(results: dict) -> dict:
+  flat = dict(results)
+  for key in ("param_counts", "budget_matched"):
+    for name, value in (flat.pop(key, None) or {}).items():
+      flat[name] = value
+  flat.pop("seeds", None)
+  return flat
+
+
+def _to_csv(rows: list[dict]) -> str:
+  columns = list(dict.fromkeys(k for row in rows for k in row))
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=columns)
+  writer.writeheader()
+  writer.writerows(rows)
+  return out.getvalue()
