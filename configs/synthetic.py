@@ -69,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.e_depth = 3
   config.model.embedding_dim = 16
   config.model.q_widths = config.model.primary.get_ref("widths")
+  config.model.q_use_bias = config.model.primary.get_ref("use_bias")
   # Standard network on [x, I].
   config.model.standard_widths = (64, 64)
   # If > 0: each kind's width (f_width / e_width / standard_widths) is chosen so its

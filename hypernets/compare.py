@@ -10,6 +10,8 @@ import ml_collections
 from hypernets import train
 from hypernets import workdir as workdir_lib
 
+# Test metrics shown in the table, where the task has them.
+_REPORTED = ("test_mse", "test_rel_mse", "test_error", "test_nll")
 # Which count is "the network that sees x" for each kind.
 _PRIMARY_COUNT = {"hypernet": "N_g", "embedding": "N_q", "standard": "N_net"}
 
@@ -20,7 +22,7 @@ def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
   """Runs `train_and_evaluate` for each kind into workdir/<kind> (resuming if there).
 
   Returns one row per kind: method, primary_name, primary_params, total_params,
-  test_mse, test_rel_mse, train_seconds. Also writes workdir/comparison.json.
+  num_seeds, metrics {name: (mean, std)}, train_seconds. Also writes workdir/comparison.json.
   """
   rows = []
   for kind in kinds:
@@ -36,8 +38,9 @@ def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
         "primary_name": _PRIMARY_COUNT[kind],
         "primary_params": counts[_PRIMARY_COUNT[kind]],
         "total_params": counts["total"],
-        "test_mse": results["test_mse"],
-        "test_rel_mse": results["test_rel_mse"],
+        "num_seeds": results["num_seeds"],
+        "metrics": {name: (results[name], results[f"{name}_std"])
+                    for name in _REPORTED if name in results},
         "train_seconds": results["train_seconds_this_run"],
     })
   workdir_lib.write_json_atomic(os.path.join(workdir, "comparison.json"), rows)
@@ -45,13 +48,21 @@ def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
 
 
 def format_table(rows: Sequence[dict]) -> str:
-  """A fixed-width text table of `compare_kinds` rows."""
-  header = (f"{'method':<10} {'primary':>14} {'total params':>13} {'test MSE':>10} "
-            f"{'test MSE/Var(y)':>16} {'train s':>8}")
+  """A fixed-width text table of `compare_kinds` rows (mean +- std over seeds)."""
+  names = [n for n in _REPORTED if rows and n in rows[0]["metrics"]]
+  show_std = any(row["num_seeds"] > 1 for row in rows)
+  width = 21 if show_std else 12
+  header = (f"{'method':<10} {'primary':>14} {'total params':>13} "
+            + " ".join(f"{n:>{width}}" for n in names) + f" {'train s':>8}")
   lines = [header, "-" * len(header)]
   for row in rows:
     primary = f"{row['primary_name']}={row['primary_params']}"
+    cells = []
+    for name in names:
+      mean, std = row["metrics"][name]
+      cells.append(f"{f'{mean:.4g} +- {std:.2g}' if show_std else f'{mean:.4g}':>{width}}")
     lines.append(f"{row['method']:<10} {primary:>14} {row['total_params']:>13} "
-                 f"{row['test_mse']:>10.4g} {row['test_rel_mse']:>16.4g} "
-                 f"{row['train_seconds']:>8.1f}")
+                 + " ".join(cells) + f" {row['train_seconds']:>8.1f}")
+  if show_std:
+    lines.append(f"(mean +- std over {rows[0]['num_seeds']} seeds)")
   return "\n".join(lines)

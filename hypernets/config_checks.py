@@ -5,6 +5,7 @@ import numbers
 
 import ml_collections
 
+from hypernets.data import images
 from hypernets.errors import ConfigError
 from hypernets.generators import GENERATORS
 from hypernets.generators import INITS
@@ -106,6 +107,14 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
                 "eval_conditions_per_chunk"):
     check_int(config, field, minimum=1)
 
+  if config.data.name == "rotation":
+    check_choice(config, "data.source", images.SOURCES)
+    check_int(config, "data.num_classes", minimum=2)
+    check_int(config, "data.num_train_examples", minimum=0)
+    check_int(config, "data.num_test_examples", minimum=0)
+    if config.batch.points != 1:
+      raise ConfigError("config.batch.points must be 1 for the rotation task (one "
+                        f"rotated copy per image and step), got {config.batch.points}")
   if config.data.name == "synthetic":
     for field in ("m1", "m2", "target_width", "num_train_conditions",
                   "num_test_conditions", "points_per_condition"):

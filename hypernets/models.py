@@ -249,7 +249,7 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
                  activation=model_config.activation)
     q = nets.ConditionedMLP(tuple(model_config.q_widths) + (output_dim,),
                             activation=model_config.primary.activation,
-                            use_bias=model_config.primary.use_bias)
+                            use_bias=model_config.q_use_bias)
     return EmbeddingModel(e=e, q=q), None
   if kind == "standard":
     net = nets.ConditionedMLP(tuple(model_config.standard_widths) + (output_dim,),

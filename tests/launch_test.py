@@ -36,6 +36,7 @@ def test_compare_prints_the_table(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   lines = proc.stdout.strip().splitlines()
   assert lines[0].split()[:2] == ["method", "primary"]
+  assert "test_mse" in lines[0] and "test_rel_mse" in lines[0]
   assert lines[2].startswith("hypernet") and "N_g=" in lines[2]
   assert lines[3].startswith("embedding") and "N_q=" in lines[3]
   assert os.path.exists(tmp_path / "hypernet" / "results.json")
