@@ -12,7 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hypernets import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import experiments  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -25,7 +25,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    experiments.run(_CONFIG.value, _WORKDIR.value)
   except HypernetsError as e:
     sys.exit(f"error: {e}")
 

@@ -17,7 +17,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypernets import sweeps  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import experiments  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -47,7 +47,7 @@ def main(argv):
       raise HypernetsError(f"unknown --sweep={_SWEEP.value!r}; this config defines "
                            f"{sorted(all_sweeps)}")
     rows = sweeps.run_sweep(_CONFIG.value, all_sweeps[_SWEEP.value], _WORKDIR.value,
-                            train_fn=train.train_and_evaluate)
+                            train_fn=experiments.run)
   except HypernetsError as e:
     sys.exit(f"error: {e}")
   print(f"{len(rows)} points gathered in {os.path.join(_WORKDIR.value, 'results.csv')}")

@@ -1,0 +1,23 @@
+"""`run(config, workdir)`: the entry point launchers call, by `config.experiment`.
+
+Most experiments train a conditioned model (`train.train_and_evaluate`); the
+assumption checks of the paper train plain networks (`assumptions.py`).
+"""
+
+import ml_collections
+
+from hypernets.errors import ConfigError
+
+EXPERIMENTS = ("conditioned", "assumption1", "assumption2")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str):
+  """Runs the experiment `config.experiment` (default 'conditioned') into workdir."""
+  experiment = config.get("experiment", "conditioned")
+  if experiment == "conditioned":
+    from hypernets import train  # pylint: disable=g-import-not-at-top
+    return train.train_and_evaluate(config, workdir)
+  if experiment in ("assumption1", "assumption2"):
+    from hypernets import assumptions  # pylint: disable=g-import-not-at-top
+    return getattr(assumptions, f"run_{experiment}")(config, workdir)
+  raise ConfigError(f"unknown config.experiment {experiment!r}; choose one of {EXPERIMENTS}")
