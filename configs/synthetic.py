@@ -12,6 +12,7 @@ Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --wor
   embedding  embedding method as the embedding size grows (hypernetwork as reference).
 
 Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
+  quick      3 seeds, 3,000 steps: the sweeps' CPU-sized setting (REPRODUCTION.md).
   small      a seconds-long run for tests and CI.
   kind=K     model.kind = K (hypernet | embedding | standard).
 """
@@ -96,6 +97,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256  # bounds eval memory
 
+  if "quick" in options:
+    config.num_seeds = 3
+    config.num_train_steps = 3000
+    config.eval_every_steps = 1000
+    config.checkpoint_every_steps = 1000
   if "small" in options:
     config.data.num_train_conditions = 64
     config.data.num_test_conditions = 32
@@ -119,10 +125,10 @@ def _parse_arg(arg: str | None) -> dict[str, str]:
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.partition("=")
     options[key.strip()] = value.strip()
-  unknown = set(options) - {"small", "kind"}
+  unknown = set(options) - {"quick", "small", "kind"}
   if unknown:
     raise ValueError(f"unknown configs/synthetic.py variant(s) {sorted(unknown)}; "
-                     "known: small, kind=K")
+                     "known: quick, small, kind=K")
   return options
 
 

@@ -115,9 +115,11 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     if config.batch.points != 1:
       raise ConfigError("config.batch.points must be 1 for the rotation task (one "
                         f"rotated copy per image and step), got {config.batch.points}")
-  if config.data.name == "synthetic":
-    for field in ("m1", "m2", "target_width", "num_train_conditions",
-                  "num_test_conditions", "points_per_condition"):
+  if config.data.name in ("synthetic", "structured"):
+    fields = (("m1", "m2", "target_width") if config.data.name == "synthetic" else
+              ("m1", "m2", "selector_width", "selector_hidden", "target_primary_width"))
+    for field in fields + ("num_train_conditions", "num_test_conditions",
+                           "points_per_condition"):
       check_int(config, f"data.{field}", minimum=1)
     if config.batch.conditions > config.data.num_train_conditions:
       raise ConfigError(

@@ -29,7 +29,7 @@ def _check_positive(**values) -> None:
 
 
 def thm1_min_params(eps, *, m: int, r: float) -> np.ndarray:
-  """Thm 1 (lower bound): approximating all of W_{r,m} to eps needs N = Omega(eps^(-m/r)).
+  """Thm 1 (lower bound): approximating all of W_{r,m} to eps needs Omega(eps^(-m/r)).
 
   Holds for any net whose activation is piecewise C^1 with derivative of bounded
   variation. Constants unknown. eps [...] -> N [...].
@@ -39,7 +39,7 @@ def thm1_min_params(eps, *, m: int, r: float) -> np.ndarray:
 
 
 def thm2_embedding_q_params(eps, *, m1: int, m2: int) -> np.ndarray:
-  """Thm 2: with e a bias-free C^1 net of output size O(1), q needs N_q = Omega(eps^-(m1+m2)).
+  """Thm 2: e bias-free C^1 with output size O(1): N_q = Omega(eps^(-(m1+m2))).
 
   On W_{1,m} (r = 1), e of bounded spectral complexity, sigma(0) = 0. Constants
   unknown. eps [...] -> N_q [...].
@@ -49,16 +49,17 @@ def thm2_embedding_q_params(eps, *, m1: int, m2: int) -> np.ndarray:
 
 
 def thm3_embedding_q_params(eps, *, m1: int, m2: int) -> np.ndarray:
-  """Thm 3: embedding size may grow, q's first layer ||W1||_1 <= c: N_q = Omega(eps^-min(m, 2 m1)).
+  """Thm 3: q's first layer ||W1||_1 <= c: N_q = Omega(eps^(-min(m, 2 m1))).
 
-  m = m1 + m2, on W_{1,m}. Constants unknown. eps [...] -> N_q [...].
+  m = m1 + m2, on W_{1,m}; the embedding size may grow with 1/eps. Constants
+  unknown. eps [...] -> N_q [...].
   """
   _check_positive(m1=m1, m2=m2)
   return _as_eps(eps) ** (-min(m1 + m2, 2 * m1))
 
 
 def thm4_primary_params(eps, *, m1: int, r: float) -> np.ndarray:
-  """Thm 4 (modularity): some primary g with N_g = O(eps^(-m1/r)) and a ReLU f reach eps.
+  """Thm 4 (modularity): a primary with N_g = O(eps^(-m1/r)) and a ReLU f reach eps.
 
   sup_I ||g(.; f(I)) - y_I||_inf <= eps: the primary is as small as a net fitting
   one y_I alone (Thm 1 with m = m1). Constants unknown. eps [...] -> N_g [...].
@@ -69,11 +70,12 @@ def thm4_primary_params(eps, *, m1: int, r: float) -> np.ndarray:
 
 def thm5_hypernet_params(eps, *, m1: int, m2: int, r: float, w: int,
                          n_g=None) -> np.ndarray:
-  """Thm 5: for a selector W h(I), ||W||_1 <= c, f needs N_f = O(w^(1+m2/r) eps^(-m2/r) + w N_g).
+  """Thm 5: N_f = O(w^(1+m2/r) eps^(-m2/r) + w N_g) for a selector W h(I).
 
-  `n_g` (scalar or broadcastable to eps) defaults to Thm 4's eps^(-m1/r), giving
-  O(eps^(-m2/r) + eps^(-m1/r)) for fixed w. Both terms have unit constants here;
-  the true constants are unknown. eps [...] -> N_f [...].
+  ||W||_1 <= c, each coordinate of h in W_{r,m2}. `n_g` (scalar or broadcastable
+  to eps) defaults to Thm 4's eps^(-m1/r), giving O(eps^(-m2/r) + eps^(-m1/r))
+  for fixed w. Both terms have unit constants here; the true constants are
+  unknown. eps [...] -> N_f [...].
   """
   _check_positive(m1=m1, m2=m2, r=r, w=w)
   eps = _as_eps(eps)
@@ -83,7 +85,7 @@ def thm5_hypernet_params(eps, *, m1: int, m2: int, r: float, w: int,
 
 
 def thm5_standard_params(eps, *, m1: int, m2: int, r: float) -> np.ndarray:
-  """Thm 5: a standard network on (x, I) needs N = Omega(eps^(-(m1+m2)/r)) on the same targets.
+  """Thm 5: a standard net on (x, I) needs Omega(eps^(-(m1+m2)/r)) on the same targets.
 
   Constants unknown. eps [...] -> N [...].
   """

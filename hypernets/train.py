@@ -176,8 +176,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 output_dim=dataset.output_dim)
   model_config, budget_knob = config.model, {}
   if config.model.param_budget:
-    model_config, _ = budget.match_budget(config.model,
-                                          target_total=config.model.param_budget, **shapes)
+    model_config, _ = budget.match_budget(
+        config.model, target_total=config.model.param_budget,
+        tolerance=config.model.get("param_budget_tolerance", 0.02), **shapes)
     knob = budget.BUDGET_KNOBS[config.model.kind]
     budget_knob = {knob: model_config[knob]}
     logging.info("Parameter budget %d: model.%s = %s", config.model.param_budget, knob,

@@ -75,7 +75,8 @@ def test_fit_recovers_a_noisy_power_law():
   slope, intercept = theory.fit_loglog_slope(eps, n)
   np.testing.assert_allclose(slope, -1.5, atol=0.05)
   np.testing.assert_allclose(intercept, np.log(7.0), atol=0.2)
-  exact_slope, _ = theory.fit_loglog_slope(eps, theory.thm4_primary_params(eps, m1=3, r=2))
+  exact = theory.thm4_primary_params(eps, m1=3, r=2)
+  exact_slope, _ = theory.fit_loglog_slope(eps, exact)
   np.testing.assert_allclose(exact_slope, -1.5, rtol=1e-9)
 
 

@@ -10,7 +10,7 @@ import ml_collections
 
 from hypernets.errors import ConfigError
 
-DATASET_NAMES = ("synthetic", "rotation")
+DATASET_NAMES = ("synthetic", "structured", "rotation")
 
 
 @flax.struct.dataclass
@@ -97,6 +97,9 @@ def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   if data_config.name == "synthetic":
     from hypernets.data import synthetic  # pylint: disable=g-import-not-at-top
     return synthetic.create_dataset(data_config)
+  if data_config.name == "structured":
+    from hypernets.data import structured  # pylint: disable=g-import-not-at-top
+    return structured.create_dataset(data_config)
   if data_config.name == "rotation":
     from hypernets.data import rotation  # pylint: disable=g-import-not-at-top
     return rotation.create_dataset(data_config)

@@ -18,6 +18,7 @@
 x ~ U[-1, 1]^m1 and I ~ U[-1, 1]^m2; everything is drawn from `data.seed`.
 """
 
+import functools
 import math
 
 import flax.struct
@@ -58,14 +59,21 @@ def _primary_layout(*, m1: int, width: int, output_dim: int):
           ("kernel_1", (width, output_dim), width), ("bias_1", (output_dim,), width)]
 
 
+def _split_vector(vector: jax.Array, shapes) -> list[jax.Array]:
+  """Consecutive slices of vector [sum of sizes], reshaped to `shapes`."""
+  parts, start = [], 0
+  for shape in shapes:
+    size = math.prod(shape)
+    parts.append(vector[start:start + size].reshape(shape))
+    start += size
+  return parts
+
+
 def _unflatten(theta: jax.Array, *, m1: int, width: int, output_dim: int) -> dict:
   """theta [N_g*] -> {name: array} of g*'s layers."""
-  leaves, start = {}, 0
-  for name, shape, _ in _primary_layout(m1=m1, width=width, output_dim=output_dim):
-    size = math.prod(shape)
-    leaves[name] = theta[start:start + size].reshape(shape)
-    start += size
-  return leaves
+  layout = _primary_layout(m1=m1, width=width, output_dim=output_dim)
+  return dict(zip([name for name, _, _ in layout],
+                  _split_vector(theta, [shape for _, shape, _ in layout])))
 
 
 def primary_apply(theta: jax.Array, x: jax.Array, *, m1: int, width: int,
@@ -103,9 +111,10 @@ def evaluate_target(target: Target, cond: jax.Array, x: jax.Array) -> jax.Array:
 def _sample_inputs(key: jax.Array, *, num_conditions: int, points: int, m1: int,
                    m2: int) -> tuple[jax.Array, jax.Array]:
   """cond [N, m2], x [N, P, m1], uniform on [-1, 1]."""
-  cond_key, x_key = jax.random.split(key)
-  cond = jax.random.uniform(cond_key, (num_conditions, m2), minval=-1.0, maxval=1.0)
-  x = jax.random.uniform(x_key, (num_conditions, points, m1), minval=-1.0, maxval=1.0)
+  # One uniform draw for both (as in init_target: fewer random ops to compile).
+  u = jax.random.uniform(key, (num_conditions, m2 + points * m1), minval=-1.0,
+                         maxval=1.0)
+  cond, x = u[:, :m2], u[:, m2:].reshape(num_conditions, points, m1)
   return cond, x
 
 
@@ -119,26 +128,27 @@ def init_target(key: jax.Array, *, m1: int, m2: int, selector_width: int,
   h's kernels are N(0, selector_gain^2 / fan_in) (pre-activations of std ~1 on
   U[-1, 1] inputs: tanh neither linear nor saturated), its biases N(0, 0.1^2).
   """
-  h_key, w_key, b_key, cal_key = jax.random.split(key, 4)
-  sizes = [m2, selector_hidden, selector_width]
-  layers = []
-  for layer_key, d_in, d_out in zip(jax.random.split(h_key, len(sizes) - 1),
-                                    sizes[:-1], sizes[1:]):
-    k_key, bias_key = jax.random.split(layer_key)
-    layers.append((selector_gain * jax.random.normal(k_key, (d_in, d_out))
-                   / jnp.sqrt(d_in),
-                   0.1 * jax.random.normal(bias_key, (d_out,))))
-
+  sizes_h = [m2, selector_hidden, selector_width]
   sizes_g = dict(m1=m1, width=primary_width, output_dim=output_dim)
   # s_j: the scale of parameter j of g*, target_gain / sqrt(fan_in of its layer).
   scale = jnp.concatenate([
       jnp.full((math.prod(shape),), target_gain / math.sqrt(fan_in))
       for _, shape, fan_in in _primary_layout(**sizes_g)])  # [N_g*]
-  b0 = scale * jax.random.normal(b_key, scale.shape)
-  raw = jax.random.normal(w_key, (scale.shape[0], selector_width))
-  row_norm = selector_scale * jnp.sqrt(selector_width) * scale  # [N_g*]
+  n_g = scale.shape[0]
+  # All Gaussian draws come from one call: every random op adds ~0.1 s of compile
+  # time on a CPU, most of this function's cost.
+  shapes = [s for d_in, d_out in zip(sizes_h[:-1], sizes_h[1:])
+            for s in ((d_in, d_out), (d_out,))] + [(n_g, selector_width), (n_g,)]
+  normal_key, cal_key = jax.random.split(key)
+  draws = _split_vector(
+      jax.random.normal(normal_key, (sum(math.prod(s) for s in shapes),)), shapes)
+  layers = tuple(
+      (selector_gain * kernel / math.sqrt(kernel.shape[0]), 0.1 * bias)
+      for kernel, bias in zip(draws[0:-2:2], draws[1:-2:2]))
+  raw, b0 = draws[-2], scale * draws[-1]
+  row_norm = selector_scale * math.sqrt(selector_width) * scale  # [N_g*]
   w_matrix = raw * (row_norm / jnp.abs(raw).sum(axis=1))[:, None]
-  target = Target(selector_layers=tuple(layers), w_matrix=w_matrix, b0=b0,
+  target = Target(selector_layers=layers, w_matrix=w_matrix, b0=b0,
                   m1=m1, primary_width=primary_width, output_dim=output_dim)
 
   # Fold y -> (y - mu) / sd into g*'s output layer (kernel_1, bias_1 entries).
@@ -165,27 +175,54 @@ def make_split(key: jax.Array, target: Target, *, num_conditions: int, points: i
   return Split(cond=cond, x=x, y=evaluate_target(target, cond, x))
 
 
+def _target_kwargs(data_config: ml_collections.ConfigDict) -> dict:
+  """init_target's keyword arguments from the data config."""
+  return dict(m1=data_config.m1, m2=data_config.m2,
+              selector_width=data_config.selector_width,
+              selector_hidden=data_config.selector_hidden,
+              primary_width=data_config.target_primary_width,
+              output_dim=data_config.get("output_dim", 1),
+              target_gain=data_config.get("target_gain", 1.5),
+              selector_scale=data_config.get("selector_scale", 1.0))
+
+
+# The target and both splits are built as one compiled program: run eagerly, each
+# of their few dozen small ops compiles on first use (seconds on a small CPU).
+@functools.partial(jax.jit, static_argnames=(
+    "target_kwargs", "num_train", "num_test", "points"))
+def _build(key: jax.Array, *, target_kwargs: tuple, num_train: int, num_test: int,
+           points: int) -> tuple[Target, Split, Split]:
+  """(target, train, test) from the seed's key; target_kwargs as sorted items."""
+  target_key, train_key, test_key = jax.random.split(key, 3)
+  kwargs = dict(target_kwargs)
+  target = init_target(target_key, **kwargs)
+  train = make_split(train_key, target, num_conditions=num_train, points=points,
+                     m2=kwargs["m2"])
+  test = make_split(test_key, target, num_conditions=num_test, points=points,
+                    m2=kwargs["m2"])
+  return target, train, test
+
+
+def _build_from_config(data_config: ml_collections.ConfigDict):
+  return _build(jax.random.key(data_config.seed),
+                target_kwargs=tuple(sorted(_target_kwargs(data_config).items())),
+                num_train=data_config.num_train_conditions,
+                num_test=data_config.num_test_conditions,
+                points=data_config.points_per_condition)
+
+
 def target_from_config(data_config: ml_collections.ConfigDict) -> Target:
-  """The target `create_dataset(data_config)` samples (same seed, same key split)."""
-  target_key = jax.random.split(jax.random.key(data_config.seed), 3)[0]
-  return init_target(
-      target_key, m1=data_config.m1, m2=data_config.m2,
-      selector_width=data_config.selector_width,
-      selector_hidden=data_config.selector_hidden,
-      primary_width=data_config.target_primary_width,
-      output_dim=data_config.get("output_dim", 1),
-      target_gain=data_config.get("target_gain", 1.5),
-      selector_scale=data_config.get("selector_scale", 1.0))
+  """The target that `create_dataset(data_config)` samples from."""
+  return _build_from_config(data_config)[0]
 
 
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
-  """Train and test splits with disjoint random conditioning inputs and points."""
-  _, train_key, test_key = jax.random.split(jax.random.key(data_config.seed), 3)
-  target = target_from_config(data_config)
-  common = dict(points=data_config.points_per_condition, m2=data_config.m2)
-  return Dataset(
-      train=make_split(train_key, target,
-                       num_conditions=data_config.num_train_conditions, **common),
-      test=make_split(test_key, target,
-                      num_conditions=data_config.num_test_conditions, **common),
-      task="regression", output_dim=target.output_dim)
+  """Train and test splits with disjoint random conditioning inputs and points.
+
+  Reads seed, m1, m2, selector_width, selector_hidden, target_primary_width,
+  num_train_conditions, num_test_conditions, points_per_condition and, optional,
+  output_dim (1), target_gain (1.5), selector_scale (1.0).
+  """
+  target, train, test = _build_from_config(data_config)
+  return Dataset(train=train, test=test, task="regression",
+                 output_dim=target.output_dim)
