@@ -22,8 +22,8 @@ import ml_collections
 
 from hypernets import sweeps
 
-MNIST_TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000}
-IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784}
+TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "cifar10": 50000}
+IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -121,7 +121,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def _steps(config) -> int:
   """Steps for `num_epochs` passes over the training images."""
-  size = config.data.num_train_examples or MNIST_TRAIN_SIZES[config.data.source]
+  size = config.data.num_train_examples or TRAIN_SIZES[config.data.source]
   return max(1, config.num_epochs * size // config.batch.conditions)
 
 

@@ -33,6 +33,21 @@ def test_rotation_on_tfds_mnist_under_mock_data(tmp_path):
   assert results["param_counts"]["N_g"] == 10 * 784 + 120
 
 
+def test_rotation_cifar10_config_under_mock_data(tmp_path):
+  config = load_config("rotation_cifar10", "quick")
+  assert config.model.primary.activation == "elu"
+  assert config.model.embedding_dim == 10 * 3072 + 10
+  config.data.num_train_examples = 32
+  config.data.num_test_examples = 16
+  config.batch.conditions = 8
+  config.num_seeds = 1
+  config.num_train_steps = 2
+  with tfds.testing.mock_data(num_examples=32):
+    train.train_and_evaluate(config, str(tmp_path))
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["param_counts"]["N_g"] == 10 * 3072 + 120
+
+
 def test_rotation_needs_one_point_per_image(tmp_path):
   config = load_config("rotation_mnist", "small")
   config.batch.points = 4
