@@ -93,6 +93,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
+  config.overwrite = False  # a workdir of another config: move it aside (never deleted)
+  config.debug_nans = False  # jax_debug_nans: find the op that made the first NaN (slow)
 
   if "quick" in options:
     # On 4,000 digits, 10 epochs at lr 1e-3 leave both methods near chance

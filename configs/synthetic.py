@@ -95,7 +95,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval_every_steps = 2000
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 2
-  config.eval_conditions_per_chunk = 256  # bounds eval memory
+  config.eval_conditions_per_chunk = 256
+  config.overwrite = False  # a workdir of another config: move it aside (never deleted)
+  config.debug_nans = False  # jax_debug_nans: find the op that made the first NaN (slow)  # bounds eval memory
 
   if "quick" in options:
     config.num_seeds = 3

@@ -63,10 +63,13 @@ def restore_or_initialize(manager: ocp.CheckpointManager, state):
   if step is None:
     return state
   where = f"checkpoint {manager.directory}/{step}"
+  hint = ("move it away to resume from the checkpoint before it" if
+          len(manager.all_steps()) > 1 else "move it away to start afresh")
   try:
     metadata = manager.item_metadata(step)
-  except (OSError, ValueError) as e:
-    raise WorkdirError(f"{where} is unreadable ({e}); move it away to start afresh") from e
+  except Exception as e:  # pylint: disable=broad-except
+    raise WorkdirError(f"{where} is unreadable (corrupt or truncated?): "
+                       f"{_first_line(e)}; {hint}") from e
   mismatch = _describe_mismatch(_shapes_by_path(getattr(metadata, "tree", metadata)),
                                 _shapes_by_path(state))
   if mismatch:
@@ -75,11 +78,17 @@ def restore_or_initialize(manager: ocp.CheckpointManager, state):
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   try:
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-  except (ValueError, KeyError, TypeError) as e:
-    raise WorkdirError(f"{where} could not be restored: "
-                       f"{str(e).splitlines()[0][:200]}") from e
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax and TensorStore raise many types for damaged files.
+    raise WorkdirError(f"{where} could not be restored (corrupt or truncated?): "
+                       f"{_first_line(e)}; {hint}") from e
   logging.info("Restored checkpoint at step %d from %s", step, manager.directory)
   return restored
+
+
+def _first_line(error: Exception) -> str:
+  lines = [line for line in str(error).splitlines() if line.strip()]
+  return (lines[0] if lines else type(error).__name__)[:200]
 
 
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:

@@ -32,6 +32,7 @@ from hypernets import workdir as workdir_lib
 from hypernets.config_checks import check_training_config
 from hypernets.errors import ConfigError
 from hypernets.errors import TrainingDivergedError
+from hypernets.errors import WorkdirError
 
 
 @flax.struct.dataclass
@@ -164,6 +165,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     The final TrainState; every leaf has a leading [num_seeds] axis.
   """
   check_training_config(config)
+  if config.get("debug_nans", False):
+    # Every jitted op is checked and re-run un-jitted at the first NaN: slow,
+    # for debugging only. By default the loss is checked at log steps.
+    jax.config.update("jax_debug_nans", True)
   workdir = workdir_lib.prepare_workdir(workdir, config)
   is_writer = jax.process_index() == 0
 
@@ -273,7 +278,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "steps_per_second": steps_done / train_seconds if steps_done else None,
     }
     if is_writer:
-      workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
+      path = os.path.join(workdir, "results.json")
+      try:
+        workdir_lib.write_json_atomic(path, results)
+      except OSError as e:
+        raise WorkdirError(f"could not write {path}: {e.strerror or e}; any previous "
+                           "results.json is untouched and the checkpoints are kept, so "
+                           "rerunning the command writes it") from e
     logging.info("Final results: %s", {k: v for k, v in results.items() if k != "per_seed"})
   finally:
     manager.wait_until_finished()

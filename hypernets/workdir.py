@@ -3,17 +3,19 @@
 import json
 import os
 import tempfile
+import time
 from typing import Any
 
+from absl import logging
 import ml_collections
 
 from hypernets.errors import WorkdirError
 
 # Fields that may change when a run is resumed: they change how often things are
-# reported, not what is computed.
+# reported or how the run is driven, not what is computed.
 RESUMABLE_FIELDS = frozenset({
     "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-    "max_checkpoints_to_keep", "eval_conditions_per_chunk",
+    "max_checkpoints_to_keep", "eval_conditions_per_chunk", "overwrite", "debug_nans",
 })
 
 
@@ -57,7 +59,8 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates `workdir`, checks it is writable and holds no run of another config.
 
   Writes `workdir/config.json` for a new run. Returns the absolute path.
-  Raises WorkdirError (nothing in the workdir is modified) otherwise.
+  Raises WorkdirError (nothing in the workdir is modified) otherwise, unless
+  `config.overwrite`: then the old run is moved to `<workdir>.replaced-<time>`.
   """
   workdir = os.path.abspath(workdir)
   try:
@@ -80,13 +83,19 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
         name for name in set(saved_flat) | set(current_flat)
         if name not in RESUMABLE_FIELDS
         and saved_flat.get(name, "<absent>") != current_flat.get(name, "<absent>"))
+    if differing and config.get("overwrite", False):
+      moved = f"{workdir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+      os.rename(workdir, moved)  # set aside, never deleted
+      logging.warning("config.overwrite: moved the previous run in %s to %s", workdir, moved)
+      return prepare_workdir(workdir, config)
     if differing:
       shown = ", ".join(
           f"config.{name} (saved {saved_flat.get(name, '<absent>')!r}, "
           f"now {current_flat.get(name, '<absent>')!r})" for name in differing[:3])
       more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
       raise WorkdirError(f"workdir {workdir} holds a run of a different config: "
-                         f"{shown}{more}; use a new --workdir")
+                         f"{shown}{more}; use a new --workdir, or --config.overwrite=True "
+                         "to move the old run aside")
   else:
     write_json_atomic(config_path, current)
   return workdir

@@ -13,7 +13,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypernets import experiments  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -24,11 +24,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    experiments.run(_CONFIG.value, _WORKDIR.value)
-  except HypernetsError as e:
-    sys.exit(f"error: {e}")
+  cli.run_or_exit(experiments.run, cli.config_or_exit(_CONFIG), _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

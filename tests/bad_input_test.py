@@ -1,0 +1,183 @@
+"""The bad-input catalogue: each stops with one clear line and loses nothing.
+
+In-process cases go through `experiments.run` (what the launchers call) and must
+raise a HypernetsError whose message is one line naming the field, file or step;
+command-line cases run `launch/main.py` and must print exactly one `error:` line
+and no traceback. Every case runs against a workdir holding a finished run whose
+results must be untouched (unless the case is about that run's own directory).
+"""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax.numpy as jnp
+import pytest
+
+from conftest import REPO_ROOT
+from conftest import load_config
+from hypernets import experiments
+from hypernets import primary as primary_lib
+from hypernets import sweeps
+from hypernets import workdir as workdir_lib
+from hypernets.data import images
+from hypernets.errors import HypernetsError
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """A workdir with a finished small synthetic run; returns (path, results text)."""
+  workdir = tmp_path_factory.mktemp("finished")
+  config = load_config("synthetic", "small")
+  config.num_train_steps = 10
+  experiments.run(config, str(workdir))
+  return workdir, (workdir / "results.json").read_text()
+
+
+def _set(config, field, value):
+  node = config
+  *parents, leaf = field.split(".")
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+
+
+CONFIG_CASES = [
+    ("synthetic", {"model.kind": "transformer"}, "config.model.kind"),
+    ("synthetic", {"model.generator": "diffusion"}, "config.model.generator"),
+    ("synthetic", {"model.f_width": 0}, "config.model.f_width must be a positive integer"),
+    ("synthetic", {"model.kind": "embedding", "model.e_depth": -1}, "config.model.e_depth"),
+    ("synthetic", {"optimizer.learning_rate": 0.0}, "config.optimizer.learning_rate"),
+    ("synthetic", {"num_seeds": 0}, "config.num_seeds"),
+    ("synthetic", {"batch.conditions": 10_000}, "config.batch.conditions=10000 is larger"),
+    ("synthetic", {"data.m1": 0}, "config.data.m1"),
+    ("synthetic", {"model.primary.name": "conv"}, "needs image points"),
+    ("synthetic", {"model.generated_params": "nothing"}, "config.model.generated_params"),
+    ("synthetic", {"model.generator": "chunked", "model.f_init": "primary"},
+     "config.model.f_init='primary' cannot be used"),
+    ("rotation_mnist", {"data.source": "mnist", "data.data_dir": "EMPTY"},
+     "dataset 'mnist' not found"),
+    ("rotation_mnist", {"batch.points": 3}, "config.batch.points must be 1"),
+]
+
+
+@pytest.mark.parametrize("name,overrides,message", CONFIG_CASES)
+def test_bad_config_values(tmp_path, name, overrides, message):
+  config = load_config(name, "small")
+  for field, value in overrides.items():
+    _set(config, field, str(tmp_path / "empty") if value == "EMPTY" else value)
+  workdir = tmp_path / "run"
+  with pytest.raises(HypernetsError, match=message) as e:
+    experiments.run(config, str(workdir))
+  assert "\n" not in str(e.value)
+  # Stopped before training: no checkpoint, no results.
+  assert not (workdir / "results.json").exists()
+  assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
+
+
+def test_dataset_split_that_does_not_exist():
+  with pytest.raises(HypernetsError, match="validation") as e:
+    images.load_images("mnist_5k", split="validation")
+  assert "\n" not in str(e.value)
+
+
+def test_primary_whose_tree_cannot_be_generated():
+
+  class WithBatchNorm(nn.Module):
+
+    @nn.compact
+    def __call__(self, x):
+      return nn.BatchNorm(use_running_average=True)(x)
+
+  with pytest.raises(HypernetsError, match="batch_stats"):
+    primary_lib.from_linen(WithBatchNorm(), jnp.ones((2, 3)))
+
+
+def test_workdir_of_another_config_refused_then_moved_aside(finished_run, tmp_path):
+  workdir, results = finished_run
+  config = load_config("synthetic", "small")
+  config.num_train_steps = 10
+  config.model.f_width = 24
+  with pytest.raises(HypernetsError, match=r"config.model.f_width .*--config.overwrite"):
+    experiments.run(config, str(workdir))
+  assert (workdir / "results.json").read_text() == results
+  # overwrite sets the old run aside instead of deleting it (on a copy of it).
+  copy = tmp_path / "copy"
+  subprocess.run(["cp", "-r", str(workdir), str(copy)], check=True)
+  config.overwrite = True
+  experiments.run(config, str(copy))
+  moved = [p for p in os.listdir(tmp_path) if p.startswith("copy.replaced-")]
+  assert len(moved) == 1
+  assert (tmp_path / moved[0] / "results.json").read_text() == results
+  assert json.loads((copy / "config.json").read_text())["model"]["f_width"] == 24
+
+
+def test_corrupt_checkpoint(tmp_path):
+  config = load_config("synthetic", "small")
+  config.num_train_steps = 20
+  config.checkpoint_every_steps = 10
+  experiments.run(config, str(tmp_path))
+  results = (tmp_path / "results.json").read_text()
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+  latest = tmp_path / "checkpoints" / "20"
+  for root, _, files in os.walk(latest):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(3)
+  with pytest.raises(HypernetsError, match=r"checkpoint .*/20 .*(corrupt or truncated).*"
+                     "move it away to resume from the checkpoint before it") as e:
+    experiments.run(config, str(tmp_path))
+  assert "\n" not in str(e.value)
+  assert (tmp_path / "results.json").read_text() == results
+
+
+def test_disk_full_on_results_write(tmp_path, monkeypatch):
+  config = load_config("synthetic", "small")
+  config.num_train_steps = 10
+  experiments.run(config, str(tmp_path))
+  results = (tmp_path / "results.json").read_text()
+  config.num_train_steps = 10
+
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(workdir_lib.os, "replace", full)
+  with pytest.raises(HypernetsError, match="could not write .*results.json: No space left"):
+    experiments.run(config, str(tmp_path))
+  assert (tmp_path / "results.json").read_text() == results
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+
+
+def test_sweep_naming_a_field_that_does_not_exist(tmp_path):
+  config = load_config("synthetic", "small")
+  with pytest.raises(HypernetsError, match="'model.depth' does not exist"):
+    sweeps.run_sweep(config, sweeps.sweep("model.depth", [1, 2]), str(tmp_path),
+                     train_fn=experiments.run)
+  assert not os.listdir(tmp_path)  # checked before anything ran
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config=configs/synthetic.py:small", "--config.model.nope=1"],
+     "error: --config.model.nope names no field of the config"),
+    (["--config=configs/synthetic.py:small", "--config.model.f_width=abc"],
+     "error: flag --config.model.f_width=abc: invalid literal for int()"),
+    (["--config=configs/synthetic.py:bogus"],
+     "error: ValueError: unknown configs/synthetic.py variant(s) ['bogus']"),
+    (["--config=configs/missing.py"],
+     "error: could not load the config file: [Errno 2] No such file or directory"),
+    (["--config=configs/synthetic.py:small", "--config.optimizer.learning_rate=-1.0"],
+     "error: config.optimizer.learning_rate must be a finite number > 0, got -1.0"),
+])
+def test_command_line_errors_are_one_line(finished_run, args, message):
+  workdir, results = finished_run
+  proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", "main.py"),
+                         *args, f"--workdir={workdir}"],
+                        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+  assert proc.returncode == 1
+  assert "Traceback" not in proc.stderr
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and lines[0].startswith(message), proc.stderr[-500:]
+  assert (workdir / "results.json").read_text() == results
