@@ -64,3 +64,22 @@ def test_run_sweep_skips_finished_points_and_gathers(tmp_path):
     assert len(json.load(f)) == 3
   header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
   assert header[0] == "model.f_depth" and "test_mse" in header
+
+
+def test_killed_sweep_finishes_only_missing_points(tmp_path):
+  config = load_config("synthetic", "small")
+  config.num_train_steps = 10
+  points = sweeps.sweep("model.f_depth", [1, 2, 3])
+  calls = []
+
+  def dies_at_second_point(cfg, workdir):
+    calls.append(cfg.model.f_depth)
+    if cfg.model.f_depth == 2 and calls.count(2) == 1:
+      raise KeyboardInterrupt  # the sweep process is killed here
+    return train.train_and_evaluate(cfg, workdir)
+
+  with pytest.raises(KeyboardInterrupt):
+    sweeps.run_sweep(config, points, str(tmp_path), train_fn=dies_at_second_point)
+  rows = sweeps.run_sweep(config, points, str(tmp_path), train_fn=dies_at_second_point)
+  assert calls == [1, 2, 2, 3]  # point 1 is not rerun
+  assert [row["model.f_depth"] for row in rows] == [1, 2, 3]  # each counted once
