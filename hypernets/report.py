@@ -206,24 +206,42 @@ def structured_claims(rows: Sequence[dict], *, metric: str, m1: int, m2: int,
             for m in sorted({r_["method"] for r_ in rows})}
   slopes = {m: theory.fit_loglog_slope(*front)[0] for m, front in fronts.items()
             if len(front[0]) >= 2 and np.ptp(front[0]) > 0}
-  # Compare sizes at the hardest error every method reached.
-  common = max(front[0].min() for front in fronts.values())
-  need = {m: float(front[1][np.argmax(front[0] <= common)]) for m, front in fronts.items()}
-  smallest = min(need, key=need.get)
+  # Against each other method: parameters each needs to reach the hardest error
+  # both reached.
+  def needed(front, eps):
+    return float(front[1][np.argmax(front[0] <= eps)])
+
+  pairs = {}
+  if "hypernet" in fronts:
+    for m, front in fronts.items():
+      if m != "hypernet":
+        eps = max(front[0].min(), fronts["hypernet"][0].min())
+        pairs[m] = (eps, needed(fronts["hypernet"], eps), needed(front, eps))
   theory_slopes = {
       "hypernet (Thm 5)": float(theory.predicted_slope(
           theory.thm5_hypernet_params, eps=0.1, m1=m1, m2=m2, r=r, w=1)),
       "standard (Thm 5)": float(theory.predicted_slope(
           theory.thm5_standard_params, eps=0.1, m1=m1, m2=m2, r=r)),
   }
-  measured = (f"params to reach {metric} <= {common:.3g}: "
-              + ", ".join(f"{m} {int(n)}" for m, n in sorted(need.items(), key=lambda i: i[1]))
+  measured = ("; ".join(f"to reach {metric} <= {eps:.3g}: hypernet {int(nh)} vs {m} "
+                        f"{int(nm)} params" for m, (eps, nh, nm) in pairs.items())
               + "; fitted slopes d log N / d log eps: "
               + ", ".join(f"{m} {s:.2f}" for m, s in slopes.items())
               + "; theory (r=1): "
               + ", ".join(f"{m} {s:.1f}" for m, s in theory_slopes.items()))
-  verdict = "holds" if smallest == "hypernet" else "does not hold"
-  return [Claim(text, EXPERIMENTS["structured"], measured, _seeds(rows), verdict)], fronts
+  # Fewest parameters by a clear margin (20%) and the flattest N(eps): holds; one
+  # of the two: partly.
+  fewest = bool(pairs) and all(nh <= 0.8 * nm for _, nh, nm in pairs.values())
+  flattest = ("hypernet" in slopes and
+              all(slopes["hypernet"] > s for m, s in slopes.items() if m != "hypernet"))
+  verdict = "holds" if fewest and flattest else "partly" if fewest or flattest else \
+      "does not hold"
+  note = ("the theory's orders are worst cases over W_{r,m}; the target here is smooth "
+          "(large r), so slopes are flatter than r=1's; their ratio does not depend on r")
+  if "hypernet" in slopes and "standard" in slopes:
+    note += (f": measured hypernet/standard slope ratio {slopes['hypernet'] / slopes['standard']:.2f}"
+             f", theory max(m1, m2)/(m1 + m2) = {max(m1, m2) / (m1 + m2):.2f}")
+  return [Claim(text, EXPERIMENTS["structured"], measured, _seeds(rows), verdict, note)], fronts
 
 
 def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") -> None:
