@@ -256,10 +256,26 @@ def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") 
   workdir_lib.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def build_report(root: str, *, out: str, figures: str, m1: int = 10, m2: int = 10
-                 ) -> list[Claim]:
-  """Reads root/<experiment>/results.json, draws figures, writes `out`. Returns claims."""
+def _data_dims(rows: Sequence[dict]) -> tuple[int, int] | None:
+  """(m1, m2) from the config.json of a gathered point's workdir, if there is one."""
+  for row in rows:
+    path = os.path.join(row.get("workdir", ""), "config.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        data = json.load(f)["data"]
+      return data["m1"], data["m2"]
+  return None
+
+
+def build_report(root: str, *, out: str, figures: str, m1: int | None = None,
+                 m2: int | None = None) -> list[Claim]:
+  """Reads root/<experiment>/results.json, draws figures, writes `out`. Returns claims.
+
+  m1, m2: the structured target's dimensions (default: read from its runs' configs).
+  """
   rows = {name: load_rows(os.path.join(root, name, "results.json")) for name in EXPERIMENTS}
+  if m1 is None or m2 is None:
+    m1, m2 = _data_dims(rows["structured"]) or (1, 1)
   claims = []
   claims += depth_claims(rows["synthetic_depth"], experiment="synthetic_depth",
                          metric="test_rel_mse")
