@@ -46,12 +46,23 @@ def load_images(source: str, *, split: str, data_dir: str | None = None,
                 max_examples: int | None = None) -> np.ndarray:
   """Images of `split` of `source` as uint8 [N, H, W, C] (C = 1 for digits).
 
+  See `load_labeled_images`, of which this is the first output.
+  """
+  return load_labeled_images(source, split=split, data_dir=data_dir,
+                             max_examples=max_examples)[0]
+
+
+def load_labeled_images(source: str, *, split: str, data_dir: str | None = None,
+                        max_examples: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+  """(uint8 images [N, H, W, C], int32 labels [N]) of `split` of `source`.
+
   Args:
     source: one of `SOURCES`.
     split: 'train' or 'test'; for the TFDS sources a TFDS slice such as
       'train[:1000]' also works.
     data_dir: TFDS data directory (TFDS sources only); None for the TFDS default.
-    max_examples: keep only the first `max_examples` images of the split.
+    max_examples: keep only the first `max_examples` examples of the split.
 
   Raises:
     ConfigError: unknown source or split.
@@ -66,8 +77,8 @@ def load_images(source: str, *, split: str, data_dir: str | None = None,
     images, labels = (_mnist_5k() if source == "mnist_5k" else _digits_8x8())
     train_idx, test_idx = stratified_split(labels, test_fraction=TEST_FRACTION,
                                            seed=EMBEDDED_SPLIT_SEED)
-    images = images[train_idx if split == "train" else test_idx]
-    return images[:max_examples]
+    chosen = (train_idx if split == "train" else test_idx)[:max_examples]
+    return images[chosen], labels[chosen].astype(np.int32)
   base_split = re.match(r"\s*(\w+)", split)
   if base_split is None or base_split.group(1) not in SPLITS:
     raise ConfigError(f"config.data.split {split!r} does not exist for source "
@@ -126,8 +137,9 @@ def _digits_8x8() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_tfds(name: str, *, split: str, data_dir: str | None,
-               max_examples: int | None) -> np.ndarray:
-  """Stacks the 'image' field of a prepared array_record TFDS split: uint8 [N, H, W, C]."""
+               max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+  """The 'image' and 'label' fields of a prepared array_record TFDS split:
+  (uint8 [N, H, W, C], int32 [N])."""
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -155,5 +167,6 @@ def _load_tfds(name: str, *, split: str, data_dir: str | None,
   count = len(source) if max_examples is None else min(len(source), max_examples)
   # One record at a time: `__getitems__` is not mocked correctly by
   # `tfds.testing.mock_data` (tfds 4.9.10), `__getitem__` is.
-  return np.stack([np.asarray(source[i]["image"], dtype=np.uint8)
-                   for i in range(count)])
+  records = [source[i] for i in range(count)]
+  return (np.stack([np.asarray(r["image"], dtype=np.uint8) for r in records]),
+          np.array([int(r["label"]) for r in records], np.int32))
