@@ -28,6 +28,10 @@ EXPERIMENTS = {
                          "--sweep=lr --workdir=ROOT/rotation_mnist_lr",
     "structured": "python launch/sweep.py --config=configs/structured.py:quick "
                   "--sweep=size --workdir=ROOT/structured",
+    "assumption1": "python launch/main.py --config=configs/assumption1.py:quick "
+                   "--workdir=ROOT/assumption1",
+    "assumption2": "python launch/main.py --config=configs/assumption2.py:quick "
+                   "--workdir=ROOT/assumption2",
 }
 
 
@@ -44,11 +48,13 @@ class Claim:
 
 
 def load_rows(path: str) -> list[dict]:
-  """The gathered rows of a sweep (its results.json), or [] if absent."""
+  """The gathered rows of a sweep (its results.json; a single run's results.json
+  is one row), or [] if absent."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return json.load(f)
+    rows = json.load(f)
+  return [rows] if isinstance(rows, dict) else rows
 
 
 def curves(rows: Sequence[dict], *, x: str, metric: str, group: str = "method"
@@ -244,6 +250,47 @@ def structured_claims(rows: Sequence[dict], *, metric: str, m1: int, m2: int,
   return [Claim(text, EXPERIMENTS["structured"], measured, _seeds(rows), verdict, note)], fronts
 
 
+def assumption_claims(a1: Sequence[dict], a2: Sequence[dict]) -> list[Claim]:
+  """Assumption 1 (a unique best approximator) and 2 (a neuron more always helps)."""
+  claims = []
+  text = ("Assumption 1: students trained from different inits converge to the same "
+          "function, ‖f1 - f2‖ << ‖f1 - y‖")
+  if not a1:
+    claims.append(_not_run(text, "assumption1"))
+  else:
+    r = a1[0]
+    ratios = r["per_seed"]["f1_f2_over_f1_y"]
+    fit = r.get("f1_y_over_target_std", 0.0)
+    all_below = all(x < 1 for x in ratios)
+    verdict = ("holds" if all_below and fit < 0.5 else "partly" if all_below else
+               "does not hold")
+    claims.append(Claim(
+        text, EXPERIMENTS["assumption1"],
+        f"‖f1 - f2‖ = {_fmt(r['f1_f2_rms'], r['f1_f2_rms_std'])}, ‖f1 - y‖ = "
+        f"{_fmt(r['f1_y_rms'], r['f1_y_rms_std'])}, ratio "
+        f"{_fmt(r['f1_f2_over_f1_y'], r['f1_f2_over_f1_y_std'])}; below 1 in "
+        f"{sum(x < 1 for x in ratios)}/{len(ratios)} repeats", f"{r['num_seeds']} repeats",
+        verdict,
+        f"‖f1 - y‖ / std(y) = {fit:.2f}: the students explain little of the target's "
+        "variance, so they agree mostly on its near-constant part" if fit >= 0.5 else ""))
+  text = "Assumption 2: adding a hidden neuron lowers the test error"
+  if not a2:
+    claims.append(_not_run(text, "assumption2"))
+  else:
+    r = a2[0]
+    widths, mse, std = r["widths"], r["test_mse_by_width"], r["test_mse_by_width_std"]
+    steps = len(widths) - 1
+    bad = r["num_width_increases_without_improvement"]
+    verdict = "holds" if bad == 0 else "partly" if bad <= steps // 4 else "does not hold"
+    claims.append(Claim(
+        text, EXPERIMENTS["assumption2"],
+        f"test MSE width {widths[0]}: {_fmt(mse[0], std[0])}, width {widths[-1]}: "
+        f"{_fmt(mse[-1], std[-1])}; {bad}/{steps} width increases without a lower mean, "
+        f"{r['num_width_increases_not_significant']}/{steps} not significant at 2 sigma",
+        f"{r['num_seeds']} repeats", verdict))
+  return claims
+
+
 def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") -> None:
   """REPRODUCTION.md: one table row per claim (written atomically)."""
   lines = [header or "# Reproduction of 'On the Modularity of Hypernetworks'", "",
@@ -286,6 +333,14 @@ def build_report(root: str, *, out: str, figures: str, m1: int | None = None,
   structured, fronts = structured_claims(rows["structured"], metric="test_rel_mse",
                                          m1=m1, m2=m2)
   claims += structured
+  claims += assumption_claims(rows["assumption1"], rows["assumption2"])
+  if rows["assumption2"]:
+    r = rows["assumption2"][0]
+    plot_curves({"one hidden layer, ELU": (np.array(r["widths"], np.float64),
+                                          np.array(r["test_mse_by_width"]),
+                                          np.array(r["test_mse_by_width_std"]))},
+                os.path.join(figures, "assumption2_width.png"), xlabel="hidden width",
+                ylabel="test MSE", title="Assumption 2: error vs width")
   if rows["synthetic_depth"]:
     plot_curves(curves(rows["synthetic_depth"], x="model.f_depth", metric="test_rel_mse"),
                 os.path.join(figures, "synthetic_depth.png"), xlabel="hidden layers of f / e",

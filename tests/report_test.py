@@ -68,3 +68,22 @@ def test_depth_claims_say_when_embedding_improves():
   assert claims[0].verdict == "partly"  # a tie at depth 3, a win at depth 4
   assert claims[2].verdict == "does not hold"
   assert "improved by" in claims[2].note
+
+
+def test_assumption_claims_from_single_run_results(tmp_path):
+  (tmp_path / "assumption1").mkdir()
+  (tmp_path / "assumption1" / "results.json").write_text(json.dumps({
+      "num_seeds": 2, "f1_f2_rms": 0.02, "f1_f2_rms_std": 0.001, "f1_y_rms": 0.04,
+      "f1_y_rms_std": 0.001, "f1_f2_over_f1_y": 0.5, "f1_f2_over_f1_y_std": 0.01,
+      "f1_y_over_target_std": 0.3, "per_seed": {"f1_f2_over_f1_y": [0.49, 0.51]}}))
+  (tmp_path / "assumption2").mkdir()
+  (tmp_path / "assumption2" / "results.json").write_text(json.dumps({
+      "num_seeds": 3, "widths": [1, 2, 3, 4, 5], "test_mse_by_width": [0.9, 0.5, 0.4, 0.41, 0.3],
+      "test_mse_by_width_std": [0.01] * 5, "num_width_increases_without_improvement": 1,
+      "num_width_increases_not_significant": 1}))
+  claims = report.build_report(str(tmp_path), out=str(tmp_path / "R.md"),
+                               figures=str(tmp_path / "f"))
+  a1, a2 = claims[-2:]
+  assert a1.verdict == "holds" and "below 1 in 2/2 repeats" in a1.measured
+  assert a2.verdict == "partly" and "1/4 width increases" in a2.measured
+  assert os.path.exists(tmp_path / "f" / "assumption2_width.png")
