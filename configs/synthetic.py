@@ -96,6 +96,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
+  # Devices: one program over a mesh (README "Scaling out").
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.shape = (-1, 1)  # -1: all remaining devices
+  config.mesh.axis_names = ("data", "model")
+  config.mesh.shard_seeds = False  # split the seed axis (not each batch) over 'data'
+  config.mesh.shard_heads = False  # split large generator heads over 'model'
   config.overwrite = False  # a workdir of another config: move it aside (never deleted)
   config.debug_nans = False  # jax_debug_nans: find the op that made the first NaN (slow)  # bounds eval memory
 

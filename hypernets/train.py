@@ -28,6 +28,7 @@ from hypernets import metric_writers
 from hypernets import models
 from hypernets import optimizers
 from hypernets import params as params_lib
+from hypernets import sharding
 from hypernets import workdir as workdir_lib
 from hypernets.config_checks import check_training_config
 from hypernets.errors import ConfigError
@@ -78,11 +79,12 @@ def make_loss_fn(model: nn.Module, task: str) -> Callable:
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     dataset: data_lib.Dataset, *, batch_conditions: int,
-                    batch_points: int):
+                    batch_points: int, batch_sharding=None):
   """train_step(state, train, data_key) -> (state, metrics) for ONE seed; pure.
 
   The batch is drawn from fold_in(data_key, step): it depends on the step only,
-  never on how often the process was restarted.
+  never on how often the process was restarted. With `batch_sharding`, its
+  conditioning inputs are split over the devices of the mesh's data axis.
   """
   loss_fn = make_loss_fn(model, dataset.task)
 
@@ -90,6 +92,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     batch = dataset.sample(train, jax.random.fold_in(data_key, state.step),
                            num_conditions=batch_conditions,
                            points_per_condition=batch_points)
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -190,6 +194,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                  model_config[knob])
   model, primary = models.create_model(model_config, **shapes)
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
+  mesh_cfg = sharding.mesh_config(config)
+  mesh = sharding.create_mesh(mesh_cfg)
+  sharding.check_divisible(mesh=mesh, num_seeds=config.num_seeds,
+                           batch_conditions=config.batch.conditions,
+                           shard_seeds=mesh_cfg.shard_seeds)
 
   # Seeds as a batch: every leaf of the state has a leading [num_seeds] axis and
   # one compiled program trains all seeds (vmap over init, data order and keys).
@@ -198,6 +207,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   calibration_conds = dataset.eval_splits["train"].cond[:256]
   state = jax.jit(jax.vmap(
       lambda k: create_train_state(model, tx, k, example, calibration_conds)))(init_keys)
+  # One program over the mesh: state replicated (or split by seed), data replicated,
+  # each batch's conditioning inputs split over the data axis.
+  state_sharding = sharding.state_shardings(state, mesh, shard_seeds=mesh_cfg.shard_seeds,
+                                            shard_heads=mesh_cfg.shard_heads)
+  state = jax.device_put(state, state_sharding)
+  train_data = jax.device_put(dataset.train, sharding.replicated(mesh))
+  data_keys = jax.device_put(data_keys, sharding.batch_sharding(mesh) if
+                             mesh_cfg.shard_seeds else sharding.replicated(mesh))
   counts = params_lib.parameter_counts(jax.tree.map(lambda a: a[0], state.params), primary)
   logging.info("Model %s, parameter counts %s, %d seed(s)", config.model.kind, counts,
                config.num_seeds)
@@ -206,11 +223,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   state = checkpoints.restore_or_initialize(manager, state)
   start_step = int(state.step[0])
 
-  train_step = make_train_step(model, tx, dataset, batch_conditions=config.batch.conditions,
-                               batch_points=config.batch.points)
+  train_step = make_train_step(
+      model, tx, dataset, batch_conditions=config.batch.conditions,
+      batch_points=config.batch.points,
+      batch_sharding=None if mesh_cfg.shard_seeds else sharding.batch_sharding(mesh))
   compile_start = time.perf_counter()
-  train_step = jax.jit(jax.vmap(train_step, in_axes=(0, None, 0)),
-                       donate_argnums=0).lower(state, dataset.train, data_keys).compile()
+  train_step = jax.jit(jax.vmap(train_step, in_axes=(0, None, 0)), donate_argnums=0,
+                       out_shardings=(state_sharding, None)
+                       ).lower(state, train_data, data_keys).compile()
   compile_seconds = time.perf_counter() - compile_start
   eval_fn = jax.jit(jax.vmap(
       make_eval_fn(model, dataset.task, conditions_per_chunk=config.eval_conditions_per_chunk),
@@ -250,7 +270,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
-      state, metrics = train_step(state, dataset.train, data_keys)
+      state, metrics = train_step(state, train_data, data_keys)
       history.append((step, metrics))
       progress(step)
       is_last = step == config.num_train_steps

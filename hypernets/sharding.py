@@ -1,0 +1,99 @@
+"""Meshes and shardings: one jitted program over all devices.
+
+`config.mesh.shape` over `config.mesh.axis_names` (default (-1, 1) over
+('data', 'model'): every device on the data axis). The data axis shards the
+conditioning inputs of each batch, or, with `config.mesh.shard_seeds`, the seed
+axis of a seeds-as-a-batch run; parameters are replicated, except that
+`config.mesh.shard_heads` splits large generator heads over the model axis.
+"""
+
+import math
+from typing import Any
+
+import jax
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import ml_collections
+import numpy as np
+
+from hypernets.errors import ConfigError
+from hypernets.primary import path_to_str
+
+DEFAULT_AXIS_NAMES = ("data", "model")
+
+
+def mesh_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """config.mesh, or the default (all devices on 'data') for configs without one."""
+  if "mesh" in config:
+    return config.mesh
+  return ml_collections.ConfigDict(dict(shape=(-1, 1), axis_names=DEFAULT_AXIS_NAMES,
+                                        shard_seeds=False, shard_heads=False))
+
+
+def create_mesh(mesh_cfg: ml_collections.ConfigDict, devices=None) -> Mesh:
+  """A Mesh of `devices` (default: all) with shape mesh_cfg.shape (one -1 allowed)."""
+  devices = list(jax.devices() if devices is None else devices)
+  shape, names = list(mesh_cfg.shape), tuple(mesh_cfg.axis_names)
+  if len(shape) != len(names):
+    raise ConfigError(f"config.mesh.shape {tuple(shape)} and config.mesh.axis_names "
+                      f"{names} differ in length")
+  if names[0] != "data":
+    raise ConfigError(f"config.mesh.axis_names must start with 'data', got {names}")
+  if shape.count(-1) > 1:
+    raise ConfigError(f"config.mesh.shape {tuple(shape)} has more than one -1")
+  known = math.prod(s for s in shape if s != -1)
+  if -1 in shape:
+    shape[shape.index(-1)] = len(devices) // max(known, 1)
+  if math.prod(shape) != len(devices) or min(shape) < 1:
+    raise ConfigError(f"config.mesh.shape {tuple(mesh_cfg.shape)} does not fit "
+                      f"{len(devices)} devices")
+  return Mesh(np.asarray(devices).reshape(shape), names)
+
+
+def data_axis_size(mesh: Mesh) -> int:
+  return mesh.shape["data"]
+
+
+def state_shardings(state: Any, mesh: Mesh, *, shard_seeds: bool, shard_heads: bool) -> Any:
+  """NamedShardings for a seeds-as-a-batch state (every leaf [num_seeds, ...]).
+
+  The seed axis is sharded over 'data' if `shard_seeds`, else replicated. With
+  `shard_heads`, generator head kernels [S, width, size] split `size` over 'model'
+  where it divides evenly.
+  """
+  seed_spec = "data" if shard_seeds else None
+  model_size = mesh.shape.get("model", 1)
+
+  def spec(path, leaf):
+    if np.ndim(leaf) == 0:
+      return NamedSharding(mesh, P())
+    dims = [seed_spec] + [None] * (np.ndim(leaf) - 1)
+    name = path_to_str(path)
+    if (shard_heads and model_size > 1 and "/head_" in f"/{name}"
+        and name.endswith("kernel") and leaf.shape[-1] % model_size == 0):
+      dims[-1] = "model"
+    return NamedSharding(mesh, P(*dims))
+
+  return jax.tree_util.tree_map_with_path(spec, state)
+
+
+def check_divisible(*, mesh: Mesh, num_seeds: int, batch_conditions: int,
+                    shard_seeds: bool) -> None:
+  """The sharded axis must split evenly over the data axis; else one clear line."""
+  size = data_axis_size(mesh)
+  if shard_seeds and num_seeds % size:
+    raise ConfigError(f"config.num_seeds={num_seeds} must be a multiple of the data axis "
+                      f"({size} devices) with config.mesh.shard_seeds")
+  if not shard_seeds and batch_conditions % size:
+    raise ConfigError(f"config.batch.conditions={batch_conditions} must be a multiple of "
+                      f"the data axis ({size} devices)")
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Conditioning inputs (leading axis of a batch) split over 'data'."""
+  return NamedSharding(mesh, P("data"))
