@@ -21,12 +21,14 @@ unit_norm (none, first, all).
 
 import ml_collections
 
+from hypernets import config_variants
 from hypernets import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 1 check; see the module docstring for `arg`."""
-  options = _parse_arg(arg)
+  options = config_variants.parse(arg, known={"quick", "paper", "small"},
+                                  config_name="assumption1")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption1"
   config.seed = 0  # repeat r: students' init and batch order from key(seed + r)
@@ -108,11 +110,3 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
       "source": sweeps.sweep("data.source", ["uniform", "mnist_5k"]),
       "unit_norm": sweeps.sweep("model.unit_norm_rows", ["none", "first", "all"]),
   }
-
-
-def _parse_arg(arg: str | None) -> set[str]:
-  options = {item.strip() for item in (arg or "").split(",") if item.strip()}
-  unknown = options - {"quick", "paper", "small"}
-  if unknown:
-    raise ValueError(f"unknown configs/assumption1.py variant(s) {sorted(unknown)}")
-  return options

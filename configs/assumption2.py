@@ -21,12 +21,14 @@ Sweeps (`launch/sweep.py --sweep=NAME`): source (mnist_5k, digits_8x8).
 
 import ml_collections
 
+from hypernets import config_variants
 from hypernets import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 2 check; see the module docstring for `arg`."""
-  options = _parse_arg(arg)
+  options = config_variants.parse(arg, known={"quick", "paper", "small"},
+                                  config_name="assumption2")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption2"
   config.seed = 0  # repeat r: init and batch order from key(seed + r), all widths
@@ -86,11 +88,3 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
   """source: the offline sets (add tfds ones with --config.data.data_dir)."""
   del arg
   return {"source": sweeps.sweep("data.source", ["mnist_5k", "digits_8x8"])}
-
-
-def _parse_arg(arg: str | None) -> set[str]:
-  options = {item.strip() for item in (arg or "").split(",") if item.strip()}
-  unknown = options - {"quick", "paper", "small"}
-  if unknown:
-    raise ValueError(f"unknown configs/assumption2.py variant(s) {sorted(unknown)}")
-  return options

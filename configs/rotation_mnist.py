@@ -20,6 +20,7 @@ Variants (comma-separated): quick | paper | small (CI), kind=K, depth=D.
 
 import ml_collections
 
+from hypernets import config_variants
 from hypernets import sweeps
 
 TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "cifar10": 50000}
@@ -28,7 +29,8 @@ IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The rotation experiment; see the module docstring for `arg`."""
-  options = _parse_arg(arg)
+  options = config_variants.parse(arg, known={"quick", "paper", "small", "kind", "depth"},
+                                  config_name="rotation_mnist")
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.num_seeds = 1
@@ -150,14 +152,3 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
           sweeps.sweep("optimizer.learning_rate",
                        [round(1e-4 * 10 ** (j / 4), 8) for j in range(2, 10)])),
   }
-
-
-def _parse_arg(arg: str | None) -> dict[str, str]:
-  options = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    options[key.strip()] = value.strip()
-  unknown = set(options) - {"quick", "paper", "small", "kind", "depth"}
-  if unknown:
-    raise ValueError(f"unknown configs/rotation_mnist.py variant(s) {sorted(unknown)}")
-  return options

@@ -14,6 +14,7 @@ Variants (comma-separated): quick | small (CI), kind=K.
 
 import ml_collections
 
+from hypernets import config_variants
 from hypernets import sweeps
 
 BUDGETS = (600, 1200, 2400, 4800, 9600, 19200)
@@ -21,7 +22,7 @@ BUDGETS = (600, 1200, 2400, 4800, 9600, 19200)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """One size of one method on the structured target; see the module docstring."""
-  options = _parse_arg(arg)
+  options = config_variants.parse(arg, known={"quick", "small", "kind"}, config_name="structured")
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.num_seeds = 2
@@ -122,14 +123,3 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
   return {"size": sweeps.product(
       sweeps.sweep("model.kind", ["hypernet", "embedding", "standard"]),
       sweeps.sweep("model.param_budget", list(BUDGETS)))}
-
-
-def _parse_arg(arg: str | None) -> dict[str, str]:
-  options = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    options[key.strip()] = value.strip()
-  unknown = set(options) - {"quick", "small", "kind"}
-  if unknown:
-    raise ValueError(f"unknown configs/structured.py variant(s) {sorted(unknown)}")
-  return options

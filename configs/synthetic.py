@@ -19,12 +19,13 @@ Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
 
 import ml_collections
 
+from hypernets import config_variants
 from hypernets import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The default synthetic experiment; see the module docstring for `arg`."""
-  options = _parse_arg(arg)
+  options = config_variants.parse(arg, known={"quick", "small", "kind"}, config_name="synthetic")
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init and batch order of the first seed
   config.num_seeds = 1  # seeds seed, seed+1, ... trained together in one program
@@ -126,18 +127,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.warmup_steps = 0
   return config
 
-
-def _parse_arg(arg: str | None) -> dict[str, str]:
-  """'small,kind=embedding' -> {'small': '', 'kind': 'embedding'}."""
-  options = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    options[key.strip()] = value.strip()
-  unknown = set(options) - {"quick", "small", "kind"}
-  if unknown:
-    raise ValueError(f"unknown configs/synthetic.py variant(s) {sorted(unknown)}; "
-                     "known: quick, small, kind=K")
-  return options
 
 
 def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
