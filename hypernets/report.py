@@ -35,6 +35,21 @@ EXPERIMENTS = {
 }
 
 
+_HEADER = """# Reproduction of 'On the Modularity of Hypernetworks'
+
+Written by `python launch/report.py --root=ROOT` from the runs its commands produce
+(ROOT is where the sweeps wrote; figures in `docs/figures/`). Every number is a
+mean +- std over seeds. How verdicts are decided (`hypernets/report.py`):
+- "A beats B": A's mean is lower at every point concerned (holds), at some (partly),
+  at none (does not hold).
+- "improves": the last point is lower than the first by more than the sum of their
+  stds and no step goes up by more than one std (holds); only the first part (partly).
+- "does not improve": the best point is not lower than the first by more than the
+  sum of their stds.
+- Thm 5: the hypernetwork needs <= 0.8x the parameters of each other method to reach
+  the hardest error both reached, and its fitted N(eps) is the flattest."""
+
+
 @dataclasses.dataclass
 class Claim:
   """One row of REPRODUCTION.md."""
@@ -293,7 +308,7 @@ def assumption_claims(a1: Sequence[dict], a2: Sequence[dict]) -> list[Claim]:
 
 def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") -> None:
   """REPRODUCTION.md: one table row per claim (written atomically)."""
-  lines = [header or "# Reproduction of 'On the Modularity of Hypernetworks'", "",
+  lines = [header or _HEADER, "",
            "| # | claim (paper) | command | measured | seeds | verdict | note |",
            "|---|---|---|---|---|---|---|"]
   for i, c in enumerate(claims, 1):
