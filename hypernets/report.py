@@ -306,8 +306,9 @@ def assumption_claims(a1: Sequence[dict], a2: Sequence[dict]) -> list[Claim]:
   return claims
 
 
-def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") -> None:
-  """REPRODUCTION.md: one table row per claim (written atomically)."""
+def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "",
+                       footer: str = "") -> None:
+  """REPRODUCTION.md: one table row per claim, then `footer` (written atomically)."""
   lines = [header or _HEADER, "",
            "| # | claim (paper) | command | measured | seeds | verdict | note |",
            "|---|---|---|---|---|---|---|"]
@@ -315,7 +316,10 @@ def write_reproduction(claims: Sequence[Claim], path: str, *, header: str = "") 
     cells = [str(i), c.claim, f"`{c.command}`", c.measured, c.seeds, f"**{c.verdict}**",
              c.note]
     lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-  workdir_lib.write_text_atomic(path, "\n".join(lines) + "\n")
+  text = "\n".join(lines) + "\n"
+  if footer:
+    text += "\n" + footer.rstrip("\n") + "\n"
+  workdir_lib.write_text_atomic(path, text)
 
 
 def _data_dims(rows: Sequence[dict]) -> tuple[int, int] | None:
@@ -330,10 +334,11 @@ def _data_dims(rows: Sequence[dict]) -> tuple[int, int] | None:
 
 
 def build_report(root: str, *, out: str, figures: str, m1: int | None = None,
-                 m2: int | None = None) -> list[Claim]:
+                 m2: int | None = None, notes: str | None = None) -> list[Claim]:
   """Reads root/<experiment>/results.json, draws figures, writes `out`. Returns claims.
 
   m1, m2: the structured target's dimensions (default: read from its runs' configs).
+  notes: a markdown file appended after the table (the discussion of the runs).
   """
   rows = {name: load_rows(os.path.join(root, name, "results.json")) for name in EXPERIMENTS}
   if m1 is None or m2 is None:
@@ -396,5 +401,9 @@ def build_report(root: str, *, out: str, figures: str, m1: int | None = None,
                 xlabel="test MSE / Var(y) reached", ylabel="fewest parameters",
                 title="Structured target (Thm 5): N vs eps", logx=True, logy=True,
                 extra=theory_lines)
-  write_reproduction(claims, out)
+  footer = ""
+  if notes and os.path.exists(notes):
+    with open(notes) as f:
+      footer = f.read()
+  write_reproduction(claims, out, footer=footer)
   return claims

@@ -18,13 +18,16 @@ from hypernets import report  # pylint: disable=g-import-not-at-top,wrong-import
 _ROOT = flags.DEFINE_string("root", None, "Directory of the experiments' sweep workdirs.")
 _OUT = flags.DEFINE_string("out", "REPRODUCTION.md", "Where the claims table goes.")
 _FIGURES = flags.DEFINE_string("figures", "docs/figures", "Where the PNG figures go.")
+_NOTES = flags.DEFINE_string("notes", "docs/reproduction_notes.md",
+                             "Hand-written discussion appended to the table ('' for none).")
 flags.mark_flags_as_required(["root"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  claims = report.build_report(_ROOT.value, out=_OUT.value, figures=_FIGURES.value)
+  claims = report.build_report(_ROOT.value, out=_OUT.value, figures=_FIGURES.value,
+                               notes=_NOTES.value or None)
   for claim in claims:
     print(f"{claim.verdict:>14}  {claim.claim}")
 
