@@ -198,7 +198,7 @@ def create_primary(primary_config: ml_collections.ConfigDict, *, example_x: jax.
   elif name == "conv":
     if example_x.ndim != 4:
       raise ConfigError(
-          f"model.primary.name='conv' needs image points [points, H, W, C]; "
+          f"config.model.primary.name='conv' needs image points [points, H, W, C]; "
           f"the data gives points of shape {tuple(example_x.shape[1:])}")
     module = nets.ConvNet(tuple(primary_config.channels), primary_config.kernel_size,
                           primary_config.strides, output_dim,
