@@ -2,6 +2,7 @@
 
 import copy
 
+from absl import logging
 import jax
 import ml_collections
 
@@ -64,3 +65,23 @@ def match_budget(model_config: ml_collections.ConfigDict, *, target_total: int,
         f"{tolerance:.0%} by config.model.{BUDGET_KNOBS[model_config.kind]} for "
         f"kind {model_config.kind!r}: closest is {total} (width {width})")
   return _with_width(model_config, width), total
+
+
+def apply_param_budget(model_config: ml_collections.ConfigDict, *, example_cond: jax.Array,
+                       example_x: jax.Array, output_dim: int
+                       ) -> tuple[ml_collections.ConfigDict, dict]:
+  """`model_config` with its width knob set to meet `model_config.param_budget` (if > 0).
+
+  Returns (model config, {knob: chosen width}) ({} when no budget is set). The
+  tolerance is `model_config.param_budget_tolerance` (default 2%).
+  """
+  if not model_config.param_budget:
+    return model_config, {}
+  matched, total = match_budget(
+      model_config, target_total=model_config.param_budget,
+      tolerance=model_config.get("param_budget_tolerance", 0.02),
+      example_cond=example_cond, example_x=example_x, output_dim=output_dim)
+  knob = BUDGET_KNOBS[model_config.kind]
+  logging.info("Parameter budget %d: model.%s = %s (%d parameters)",
+               model_config.param_budget, knob, matched[knob], total)
+  return matched, {knob: matched[knob]}

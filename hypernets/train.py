@@ -183,15 +183,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   example = jax.tree.map(lambda a: a[0], dataset.test)
   shapes = dict(example_cond=example.cond, example_x=example.x,
                 output_dim=dataset.output_dim)
-  model_config, budget_knob = config.model, {}
-  if config.model.param_budget:
-    model_config, _ = budget.match_budget(
-        config.model, target_total=config.model.param_budget,
-        tolerance=config.model.get("param_budget_tolerance", 0.02), **shapes)
-    knob = budget.BUDGET_KNOBS[config.model.kind]
-    budget_knob = {knob: model_config[knob]}
-    logging.info("Parameter budget %d: model.%s = %s", config.model.param_budget, knob,
-                 model_config[knob])
+  model_config, budget_knob = budget.apply_param_budget(config.model, **shapes)
   model, primary = models.create_model(model_config, **shapes)
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
   mesh_cfg = sharding.mesh_config(config)
