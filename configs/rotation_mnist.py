@@ -95,6 +95,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
+  config.steps_per_call = 1  # train steps per dispatched call (lax.scan); >1 helps tiny models
   # Devices: one program over a mesh (README "Scaling out").
   config.mesh = ml_collections.ConfigDict()
   config.mesh.shape = (-1, 1)  # -1: all remaining devices

@@ -100,6 +100,8 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   check_positive_float(config, "optimizer.learning_rate")
   check_int(config, "optimizer.warmup_steps", minimum=0)
 
+  if "steps_per_call" in config:
+    check_int(config, "steps_per_call", minimum=1)
   check_int(config, "batch.conditions", minimum=1)
   check_int(config, "batch.points", minimum=1)
   for field in ("num_train_steps", "log_every_steps", "eval_every_steps",

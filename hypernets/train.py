@@ -219,10 +219,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       model, tx, dataset, batch_conditions=config.batch.conditions,
       batch_points=config.batch.points,
       batch_sharding=None if mesh_cfg.shard_seeds else sharding.batch_sharding(mesh))
+  seeds_step = jax.vmap(train_step, in_axes=(0, None, 0))
+
+  def run_steps(state, train, keys, *, num_steps):
+    """`num_steps` steps in one call (lax.scan): metrics get a leading step axis."""
+    return jax.lax.scan(lambda st, _: seeds_step(st, train, keys), state, None,
+                        length=num_steps)
+
+  steps_per_call = config.get("steps_per_call", 1)
   compile_start = time.perf_counter()
-  train_step = jax.jit(jax.vmap(train_step, in_axes=(0, None, 0)), donate_argnums=0,
-                       out_shardings=(state_sharding, None)
-                       ).lower(state, train_data, data_keys).compile()
+  # k steps per call (fewer dispatches for small models) and single steps to land
+  # exactly on log/eval/checkpoint boundaries; compiled only if needed.
+  compiled = {}
+
+  def step_fn(num_steps):
+    if num_steps not in compiled:
+      compiled[num_steps] = jax.jit(
+          functools.partial(run_steps, num_steps=num_steps), donate_argnums=0,
+          out_shardings=(state_sharding, None)).lower(state, train_data, data_keys).compile()
+    return compiled[num_steps]
+
+  step_fn(steps_per_call)
   compile_seconds = time.perf_counter() - compile_start
   eval_fn = jax.jit(jax.vmap(
       make_eval_fn(model, dataset.task, conditions_per_chunk=config.eval_conditions_per_chunk),
@@ -233,7 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.write_hparams(workdir_lib.flatten_dict(workdir_lib.config_to_json_dict(config)))
   progress = metric_writers.ReportProgress(num_train_steps=config.num_train_steps,
                                            writer=writer)
-  history = []  # (step, device metrics [S]) since the last finiteness check
+  history = []  # (first step, device metrics [steps, S]) since the last check
   last_saved = manager.latest_step()
   train_start = time.perf_counter()
 
@@ -241,7 +258,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     nonlocal history
     if not history:
       return
-    host_history = [(step, jax.device_get(m)) for step, m in history]
+    host_history = []
+    for first, stacked in jax.device_get(history):
+      steps = len(next(iter(stacked.values())))
+      host_history += [(first + i, {k: v[i] for k, v in stacked.items()})
+                       for i in range(steps)]
     bad = _first_non_finite(host_history)
     if bad is not None:
       manager.wait_until_finished()
@@ -251,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       raise TrainingDivergedError(
           f"training {bad[1]} became {bad[3]} at step {bad[0]}{seed}; stopped, {kept}")
     means = jax.tree.map(lambda *v: float(np.mean(v)), *[m for _, m in host_history])
-    writer.write_scalars(history[-1][0], {f"train_{k}": v for k, v in means.items()})
+    writer.write_scalars(host_history[-1][0], {f"train_{k}": v for k, v in means.items()})
     history = []
 
   def write_eval(step):
@@ -260,10 +281,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.write_scalars(step, {f"eval_{k}": v for k, v in summary.items()
                                 if not (k.endswith("_std") and config.num_seeds == 1)})
 
+  def steps_to_next_event(step):
+    every = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    return min([config.num_train_steps - step] + [e - step % e for e in every])
+
   try:
-    for step in range(start_step + 1, config.num_train_steps + 1):
-      state, metrics = train_step(state, train_data, data_keys)
-      history.append((step, metrics))
+    step = start_step
+    while step < config.num_train_steps:
+      num_steps = steps_per_call if steps_to_next_event(step) >= steps_per_call else 1
+      state, metrics = step_fn(num_steps)(state, train_data, data_keys)
+      history.append((step + 1, metrics))
+      step += num_steps
       progress(step)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:

@@ -16,6 +16,7 @@ from hypernets.errors import WorkdirError
 RESUMABLE_FIELDS = frozenset({
     "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
     "max_checkpoints_to_keep", "eval_conditions_per_chunk", "overwrite", "debug_nans",
+    "steps_per_call",
     # Resuming on other hardware: the same computation, laid out differently.
     "mesh.shape", "mesh.axis_names", "mesh.shard_seeds", "mesh.shard_heads",
 })

@@ -167,3 +167,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_config, tmp_pat
   assert saved and max(saved) < bad_step
   assert f"last good checkpoint: step {max(saved)}" in str(e.value)
   assert not (tmp_path / "results.json").exists()
+
+
+def test_several_steps_per_call_give_the_same_run(small_config, tmp_path):
+  small_config.num_train_steps = 30
+  one = train.train_and_evaluate(small_config, str(tmp_path / "one"))
+  small_config.steps_per_call = 7  # divides none of the log/eval/checkpoint periods
+  seven = train.train_and_evaluate(small_config, str(tmp_path / "seven"))
+  assert seven.step.tolist() == [30]
+  for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(seven.params)):
+    np.testing.assert_array_equal(a, b)
+  logged = lambda d: [r for r in map(json.loads, open(d / "metrics.jsonl")) if "train_mse" in r]  # pylint: disable=unnecessary-lambda-assignment
+  assert logged(tmp_path / "one") == logged(tmp_path / "seven")
