@@ -21,6 +21,7 @@ Variants (comma-separated): quick | paper | small (CI), kind=K, depth=D.
 import ml_collections
 
 from hypernets import config_variants
+from hypernets import run_fields
 from hypernets import sweeps
 
 TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "cifar10": 50000}
@@ -95,15 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
-  config.steps_per_call = 1  # train steps per dispatched call (lax.scan); >1 helps tiny models
-  # Devices: one program over a mesh (README "Scaling out").
-  config.mesh = ml_collections.ConfigDict()
-  config.mesh.shape = (-1, 1)  # -1: all remaining devices
-  config.mesh.axis_names = ("data", "model")
-  config.mesh.shard_seeds = False  # split the seed axis (not each batch) over 'data'
-  config.mesh.shard_heads = False  # split large generator heads over 'model'
-  config.overwrite = False  # a workdir of another config: move it aside (never deleted)
-  config.debug_nans = False  # jax_debug_nans: find the op that made the first NaN (slow)
+  run_fields.add_run_fields(config)
 
   if "quick" in options:
     # On 4,000 digits, 10 epochs at lr 1e-3 leave both methods near chance

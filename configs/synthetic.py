@@ -20,6 +20,7 @@ Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
 import ml_collections
 
 from hypernets import config_variants
+from hypernets import run_fields
 from hypernets import sweeps
 
 
@@ -97,15 +98,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
-  config.steps_per_call = 1  # train steps per dispatched call (lax.scan); >1 helps tiny models
-  # Devices: one program over a mesh (README "Scaling out").
-  config.mesh = ml_collections.ConfigDict()
-  config.mesh.shape = (-1, 1)  # -1: all remaining devices
-  config.mesh.axis_names = ("data", "model")
-  config.mesh.shard_seeds = False  # split the seed axis (not each batch) over 'data'
-  config.mesh.shard_heads = False  # split large generator heads over 'model'
-  config.overwrite = False  # a workdir of another config: move it aside (never deleted)
-  config.debug_nans = False  # jax_debug_nans: find the op that made the first NaN (slow)  # bounds eval memory
+  run_fields.add_run_fields(config)
 
   if "quick" in options:
     config.num_seeds = 3

@@ -6,6 +6,7 @@ assumption checks of the paper train plain networks (`assumptions.py`).
 
 import ml_collections
 
+from hypernets import distributed
 from hypernets.errors import ConfigError
 
 EXPERIMENTS = ("conditioned", "assumption1", "assumption2")
@@ -13,6 +14,9 @@ EXPERIMENTS = ("conditioned", "assumption1", "assumption2")
 
 def run(config: ml_collections.ConfigDict, workdir: str):
   """Runs the experiment `config.experiment` (default 'conditioned') into workdir."""
+  # Joins a multi-process run (TPU pod slice, launch/gpu.py) if config.distributed
+  # or the environment asks; must precede anything that touches jax devices.
+  distributed.maybe_initialize(config)
   experiment = config.get("experiment", "conditioned")
   if experiment == "conditioned":
     from hypernets import train  # pylint: disable=g-import-not-at-top

@@ -23,6 +23,7 @@ import optax
 from hypernets import budget
 from hypernets import checkpoints
 from hypernets import data as data_lib
+from hypernets import distributed
 from hypernets import losses
 from hypernets import metric_writers
 from hypernets import models
@@ -93,6 +94,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                            num_conditions=batch_conditions,
                            points_per_condition=batch_points)
     if batch_sharding is not None:
+      # Every device draws the whole batch (a few rows: cheap) and keeps its share,
+      # a local slice. Left alone, XLA's partitioner drew the rows on device 0 and
+      # sent each device its share by collective-permutes, which deadlocked 8 CPU
+      # devices on 2 cores.
+      batch = jax.lax.with_sharding_constraint(batch, sharding.replicated(batch_sharding.mesh))
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -173,8 +179,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     # Every jitted op is checked and re-run un-jitted at the first NaN: slow,
     # for debugging only. By default the loss is checked at log steps.
     jax.config.update("jax_debug_nans", True)
-  workdir = workdir_lib.prepare_workdir(workdir, config)
-  is_writer = jax.process_index() == 0
+  # Multi-process: process 0 creates (or moves aside) the workdir and writes
+  # config.json, metrics and results; the others check the same config, read-only.
+  is_writer = distributed.is_primary()
+  workdir = workdir_lib.prepare_workdir(workdir, config, primary=is_writer)
+  distributed.barrier("hypernets.prepare_workdir")
 
   dataset = data_lib.create_dataset(config.data)
   if config.batch.conditions > dataset.num_train_conditions:
@@ -205,8 +214,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                             shard_heads=mesh_cfg.shard_heads)
   state = jax.device_put(state, state_sharding)
   train_data = jax.device_put(dataset.train, sharding.replicated(mesh))
-  data_keys = jax.device_put(data_keys, sharding.batch_sharding(mesh) if
-                             mesh_cfg.shard_seeds else sharding.replicated(mesh))
+  # Keys travel as raw uint32 data: every process holds the same values, and
+  # device_put onto a mesh spanning processes takes plain arrays.
+  data_keys = jax.random.wrap_key_data(jax.device_put(
+      jax.random.key_data(data_keys),
+      sharding.batch_sharding(mesh) if mesh_cfg.shard_seeds else sharding.replicated(mesh)))
   counts = params_lib.parameter_counts(jax.tree.map(lambda a: a[0], state.params), primary)
   logging.info("Model %s, parameter counts %s, %d seed(s)", config.model.kind, counts,
                config.num_seeds)
@@ -236,14 +248,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if num_steps not in compiled:
       compiled[num_steps] = jax.jit(
           functools.partial(run_steps, num_steps=num_steps), donate_argnums=0,
-          out_shardings=(state_sharding, None)).lower(state, train_data, data_keys).compile()
+          # Metrics replicated: every process can read them (host syncs at log steps).
+          out_shardings=(state_sharding, sharding.replicated(mesh)),
+      ).lower(state, train_data, data_keys).compile()
     return compiled[num_steps]
 
   step_fn(steps_per_call)
   compile_seconds = time.perf_counter() - compile_start
   eval_fn = jax.jit(jax.vmap(
       make_eval_fn(model, dataset.task, conditions_per_chunk=config.eval_conditions_per_chunk),
-      in_axes=(0, None)))
+      in_axes=(0, None)), out_shardings=sharding.replicated(mesh))
 
   writer = metric_writers.MetricWriter(workdir)
   if start_step == 0:
@@ -285,11 +299,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     every = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
     return min([config.num_train_steps - step] + [e - step % e for e in every])
 
+  # XLA:CPU with several devices in one process deadlocks when many calls with
+  # collectives are in flight (device threads of the next call wait in a rendezvous
+  # while the current one cannot get a thread: seen with 8 host devices on 2 cores).
+  # Accelerators keep asynchronous dispatch.
+  one_call_in_flight = jax.default_backend() == "cpu" and jax.local_device_count() > 1
   try:
     step = start_step
     while step < config.num_train_steps:
       num_steps = steps_per_call if steps_to_next_event(step) >= steps_per_call else 1
       state, metrics = step_fn(num_steps)(state, train_data, data_keys)
+      if one_call_in_flight:
+        jax.block_until_ready(state)
       history.append((step + 1, metrics))
       step += num_steps
       progress(step)

@@ -19,6 +19,8 @@ RESUMABLE_FIELDS = frozenset({
     "steps_per_call",
     # Resuming on other hardware: the same computation, laid out differently.
     "mesh.shape", "mesh.axis_names", "mesh.shard_seeds", "mesh.shard_heads",
+    "distributed.enabled", "distributed.coordinator_address", "distributed.num_processes",
+    "distributed.process_id",
 })
 
 
@@ -58,47 +60,68 @@ def config_to_json_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
+                    primary: bool = True) -> str:
   """Creates `workdir`, checks it is writable and holds no run of another config.
 
   Writes `workdir/config.json` for a new run. Returns the absolute path.
   Raises WorkdirError (nothing in the workdir is modified) otherwise, unless
   `config.overwrite`: then the old run is moved to `<workdir>.replaced-<time>`.
+  With `primary=False` (processes other than 0 of a multi-process run) it only
+  checks, read-only, so that every process stops on the same clear error; process 0
+  creates, moves and writes.
   """
   workdir = os.path.abspath(workdir)
+  if not primary:
+    _check_saved_config(workdir, config, allow_overwrite=True)
+    return workdir
   try:
     os.makedirs(workdir, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
       pass
   except OSError as e:
     raise WorkdirError(f"workdir {workdir} cannot be written: {e.strerror or e}") from None
+  if _check_saved_config(workdir, config, allow_overwrite=True):
+    moved = f"{workdir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.rename(workdir, moved)  # set aside, never deleted
+    logging.warning("config.overwrite: moved the previous run in %s to %s", workdir, moved)
+    return prepare_workdir(workdir, config)
   config_path = os.path.join(workdir, "config.json")
-  current = config_to_json_dict(config)
-  if os.path.exists(config_path):
-    try:
-      with open(config_path) as f:
-        saved = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-      raise WorkdirError(f"{config_path} is unreadable ({e}); move it away or use "
-                         "a new workdir") from None
-    saved_flat, current_flat = flatten_dict(saved), flatten_dict(current)
-    differing = sorted(
-        name for name in set(saved_flat) | set(current_flat)
-        if name not in RESUMABLE_FIELDS
-        and saved_flat.get(name, "<absent>") != current_flat.get(name, "<absent>"))
-    if differing and config.get("overwrite", False):
-      moved = f"{workdir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-      os.rename(workdir, moved)  # set aside, never deleted
-      logging.warning("config.overwrite: moved the previous run in %s to %s", workdir, moved)
-      return prepare_workdir(workdir, config)
-    if differing:
-      shown = ", ".join(
-          f"config.{name} (saved {saved_flat.get(name, '<absent>')!r}, "
-          f"now {current_flat.get(name, '<absent>')!r})" for name in differing[:3])
-      more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
-      raise WorkdirError(f"workdir {workdir} holds a run of a different config: "
-                         f"{shown}{more}; use a new --workdir, or --config.overwrite=True "
-                         "to move the old run aside")
-  else:
-    write_json_atomic(config_path, current)
+  if not os.path.exists(config_path):
+    write_json_atomic(config_path, config_to_json_dict(config))
   return workdir
+
+
+def _check_saved_config(workdir: str, config: ml_collections.ConfigDict, *,
+                        allow_overwrite: bool) -> bool:
+  """Whether workdir/config.json holds another config that config.overwrite moves aside.
+
+  False if it is absent or matches up to RESUMABLE_FIELDS; raises WorkdirError if it
+  differs and `config.overwrite` is off (or not allowed), or cannot be read.
+  """
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    return False
+  try:
+    with open(config_path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise WorkdirError(f"{config_path} is unreadable ({e}); move it away or use "
+                       "a new workdir") from None
+  saved_flat = flatten_dict(saved)
+  current_flat = flatten_dict(config_to_json_dict(config))
+  differing = sorted(
+      name for name in set(saved_flat) | set(current_flat)
+      if name not in RESUMABLE_FIELDS
+      and saved_flat.get(name, "<absent>") != current_flat.get(name, "<absent>"))
+  if not differing:
+    return False
+  if allow_overwrite and config.get("overwrite", False):
+    return True
+  shown = ", ".join(
+      f"config.{name} (saved {saved_flat.get(name, '<absent>')!r}, "
+      f"now {current_flat.get(name, '<absent>')!r})" for name in differing[:3])
+  more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+  raise WorkdirError(f"workdir {workdir} holds a run of a different config: "
+                     f"{shown}{more}; use a new --workdir, or --config.overwrite=True "
+                     "to move the old run aside")
