@@ -1,4 +1,5 @@
-"""Install the `hypernets` library: `pip install -e .` (add `[test]` for the test suite)."""
+"""Install the `hypernets` library: `pip install -e .` (add `[test]` for the test suite,
+`[benchmarks]` for the PyTorch rows of benchmarks/)."""
 
 import setuptools
 
@@ -24,7 +25,11 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0"],
+    # nbclient, nbformat and ipykernel execute colabs/*.ipynb (tests/notebooks_test.py).
+    "test": ["pytest>=8.0", "nbclient>=0.11.0", "nbformat>=5.11.1", "ipykernel>=7.4.0"],
+    # PyTorch for the comparison rows of `python -m benchmarks.run` (benchmarks/README.md);
+    # the benchmarks skip those rows without it. Pinned: its figures are recorded.
+    "benchmarks": ["torch==2.13.0"],
 }
 
 setuptools.setup(
