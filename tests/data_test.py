@@ -55,3 +55,18 @@ def test_sample_batch_rows_are_distinct_and_consistent(small_config):
   again = data_lib.sample_batch(dataset.train, jax.random.key(3), num_conditions=8,
                                 points_per_condition=5)
   np.testing.assert_array_equal(batch.x, again.x)
+
+
+def test_choose_rows_is_a_uniform_subset_without_repeats():
+  from hypernets.data.dataset import choose_rows  # pylint: disable=g-import-not-at-top
+  rows = choose_rows(jax.random.key(0), num_rows=50, num_chosen=20)
+  assert rows.shape == (20,) and rows.dtype == jnp.int32
+  assert len(set(np.asarray(rows).tolist())) == 20 and 0 <= rows.min() and rows.max() < 50
+  np.testing.assert_array_equal(rows, choose_rows(jax.random.key(0), num_rows=50,
+                                                  num_chosen=20))
+  # Every row equally likely: 4,000 draws of 5 of 10 rows, each row chosen ~2,000 times.
+  draws = jax.vmap(lambda k: choose_rows(k, num_rows=10, num_chosen=5))(
+      jax.random.split(jax.random.key(1), 4000))
+  counts = np.bincount(np.asarray(draws).ravel(), minlength=10)
+  assert np.all(np.abs(counts - 2000) < 150), counts  # ~4.5 standard deviations
+  assert all(len(set(d)) == 5 for d in np.asarray(draws).tolist())

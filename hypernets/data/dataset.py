@@ -70,17 +70,30 @@ class Dataset:
     return jax.tree_util.tree_leaves(self.train)[0].shape[0]
 
 
+def choose_rows(key: jax.Array, *, num_rows: int, num_chosen: int) -> jax.Array:
+  """A uniformly random `num_chosen`-subset of range(num_rows), in random order.
+
+  The indices of the `num_chosen` largest of `num_rows` i.i.d. uniforms: always
+  distinct, and every subset and order equally likely (up to ties between float32
+  uniforms). `jax.lax.top_k` finds them without sorting all `num_rows` keys, which
+  `jax.random.choice(..., replace=False)` does (a full shuffle, per seed): up to 30%
+  of the rotation task's train step, and most of the step's sampling cost when seeds
+  are batched (benchmarks/OPTIMISATIONS.md).
+  Returns int32 [num_chosen].
+  """
+  return jax.lax.top_k(jax.random.uniform(key, (num_rows,)), num_chosen)[1]
+
+
 def sample_batch(split: Split, key: jax.Array, *, num_conditions: int,
                  points_per_condition: int) -> Split:
   """A random batch: `num_conditions` distinct rows, each with random points.
 
-  Conditions are drawn without replacement; points with replacement (independently
-  per condition). Pure and jittable: the same key gives the same batch.
-  Returns a Split with cond [B, ...], x [B, p, ...], y [B, p, ...].
+  Conditions are drawn without replacement (`choose_rows`); points with
+  replacement (independently per condition). Pure and jittable: the same key gives
+  the same batch. Returns a Split with cond [B, ...], x [B, p, ...], y [B, p, ...].
   """
   cond_key, point_key = jax.random.split(key)
-  rows = jax.random.choice(cond_key, split.num_conditions, (num_conditions,),
-                           replace=False)
+  rows = choose_rows(cond_key, num_rows=split.num_conditions, num_chosen=num_conditions)
   if points_per_condition == split.points_per_condition:
     points = jnp.broadcast_to(jnp.arange(points_per_condition),
                               (num_conditions, points_per_condition))

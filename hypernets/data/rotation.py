@@ -12,6 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from hypernets.data.dataset import choose_rows
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
 
@@ -93,8 +94,7 @@ def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_condit
   """
   del points_per_condition  # checked to be 1 by the config checks
   row_key, angle_key = jax.random.split(key)
-  rows = jax.random.choice(row_key, images_uint8.shape[0], (num_conditions,),
-                           replace=False)
+  rows = choose_rows(row_key, num_rows=images_uint8.shape[0], num_chosen=num_conditions)
   return rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
                         num_classes=num_classes)
 
