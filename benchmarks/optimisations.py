@@ -1,0 +1,122 @@
+"""The 'before' side of the library's optimisations, kept so they can be re-measured.
+
+Every optimisation the benchmarks called for is recorded as before / after figures,
+measured side by side (interleaved repeats, one process) by the `optimisations`
+section of `python -m benchmarks.run`; benchmarks/OPTIMISATIONS.md is the note.
+
+  row_sampler   the library's samplers now draw a batch's conditioning inputs with
+                `hypernets.data.dataset.choose_rows` (`jax.lax.top_k` of uniforms).
+                Before, they used `jax.random.choice(key, n, (k,), replace=False)`,
+                which shuffles all n indices (a sort of n keys, per seed) to keep k.
+                `previous_sampler` rebuilds that sampler for the 'before' rows.
+  primary_dot   alternatives to the per-example primary's batched dot_general (what
+                `jax.vmap` of g(x; theta_I) lowers to), measured on the primaries of
+                (a) and (c), forward + backward: none beats the dot on XLA:CPU, so
+                the library keeps it (`primary_alternatives`).
+"""
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from hypernets import data as data_lib
+from hypernets.data import rotation
+
+
+def _rows_by_choice(key: jax.Array, num_rows: int, num_chosen: int) -> jax.Array:
+  """The library's row draw before `choose_rows`: a full shuffle, then the first k."""
+  return jax.random.choice(key, num_rows, (num_chosen,), replace=False)
+
+
+def sample_batch_before(split: data_lib.Split, key: jax.Array, *, num_conditions: int,
+                        points_per_condition: int) -> data_lib.Split:
+  """`hypernets.data.sample_batch` as it was, rows by `jax.random.choice`."""
+  cond_key, point_key = jax.random.split(key)
+  rows = _rows_by_choice(cond_key, split.num_conditions, num_conditions)
+  if points_per_condition == split.points_per_condition:
+    points = jnp.broadcast_to(jnp.arange(points_per_condition),
+                              (num_conditions, points_per_condition))
+  else:
+    points = jax.random.randint(point_key, (num_conditions, points_per_condition),
+                                0, split.points_per_condition)
+  take_points = jax.vmap(lambda a, idx: a[idx])
+  return data_lib.Split(cond=split.cond[rows], x=take_points(split.x[rows], points),
+                        y=take_points(split.y[rows], points))
+
+
+def sample_rotation_batch_before(images_uint8: jax.Array, key: jax.Array, *,
+                                 num_conditions: int, points_per_condition: int,
+                                 mean: float, std: float,
+                                 num_classes: int = 12) -> data_lib.Split:
+  """`rotation.sample_rotation_batch` as it was, images by `jax.random.choice`."""
+  del points_per_condition
+  row_key, angle_key = jax.random.split(key)
+  rows = _rows_by_choice(row_key, images_uint8.shape[0], num_conditions)
+  return rotation.rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
+                                 num_classes=num_classes)
+
+
+def previous_sampler(sampler: Callable | None) -> Callable:
+  """The pre-optimisation counterpart of a dataset's sampler (None = sample_batch)."""
+  if sampler is None or sampler is data_lib.sample_batch:
+    return sample_batch_before
+  if (isinstance(sampler, functools.partial)
+      and sampler.func is rotation.sample_rotation_batch):
+    return functools.partial(sample_rotation_batch_before, **sampler.keywords)
+  raise NotImplementedError(f"no previous version of sampler {sampler}")
+
+
+# --------------------------------------------------------------- per-example primary
+
+
+def _dot(x, w):
+  """[P, K] @ [K, N]: under vmap, a dot_general with a batch dimension (the library)."""
+  return x @ w
+
+
+def _broadcast_reduce(x, w):
+  """Multiply-and-reduce over K, no dot: sum_k x[:, k, None] * w[k]."""
+  return jnp.sum(x[..., :, None] * w, axis=-2)
+
+
+def _transposed(x, w):
+  """(w^T x^T)^T: the dot with points as the minor (vector) dimension."""
+  return jnp.einsum("kn,pk->np", w, x).T
+
+
+PRIMARY_FORMULATIONS = {"dot (library)": _dot, "broadcast-reduce": _broadcast_reduce,
+                        "transposed dot": _transposed}
+
+
+def primary_grad_fn(matmul: Callable) -> Callable:
+  """grad of the MSE of a per-example ReLU MLP g(x; theta_b), vmapped over b.
+
+  params: list of (w [B, d_in, d_out], b [B, d_out]); x [B, P, d_0]; y [B, P, d_L].
+  The primary's part of a hypernetwork's train step (f excluded).
+  """
+
+  def g(params, x):
+    h = x
+    for i, (w, b) in enumerate(params):
+      h = matmul(h, w) + b
+      if i < len(params) - 1:
+        h = jax.nn.relu(h)
+    return h
+
+  def loss(params, x, y):
+    return jnp.mean(jnp.square(jax.vmap(g)(params, x) - y))
+
+  return jax.grad(loss)
+
+
+def primary_problem(*, conditions: int, points: int, sizes: tuple[int, ...]):
+  """(params, x, y) for `primary_grad_fn`: per-example weights of an MLP of `sizes`."""
+  key = jax.random.key(0)
+  params = [(0.1 * jax.random.normal(jax.random.fold_in(key, i), (conditions, a, b)),
+             jnp.zeros((conditions, b)))
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+  x = jax.random.normal(key, (conditions, points, sizes[0]))
+  y = jnp.zeros((conditions, points, sizes[-1]))
+  return params, x, y
