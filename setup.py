@@ -25,8 +25,10 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # nbclient, nbformat and ipykernel execute colabs/*.ipynb (tests/notebooks_test.py).
-    "test": ["pytest>=8.0", "nbclient>=0.11.0", "nbformat>=5.11.1", "ipykernel>=7.4.0"],
+    # nbclient, nbformat and ipykernel execute colabs/*.ipynb (tests/notebooks_test.py);
+    # pytest-xdist runs the suite on two workers (pytest.ini).
+    "test": ["pytest>=8.0", "pytest-xdist>=3.8.0", "nbclient>=0.11.0", "nbformat>=5.11.1",
+             "ipykernel>=7.4.0"],
     # PyTorch for the comparison rows of `python -m benchmarks.run` (benchmarks/README.md);
     # the benchmarks skip those rows without it. Pinned: its figures are recorded.
     "benchmarks": ["torch==2.13.0"],
