@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from hypernets import data as data_lib
+from hypernets.data import dataset as dataset_lib
 from hypernets.data import rotation
 
 
@@ -35,15 +36,8 @@ def sample_batch_before(split: data_lib.Split, key: jax.Array, *, num_conditions
   """`hypernets.data.sample_batch` as it was, rows by `jax.random.choice`."""
   cond_key, point_key = jax.random.split(key)
   rows = _rows_by_choice(cond_key, split.num_conditions, num_conditions)
-  if points_per_condition == split.points_per_condition:
-    points = jnp.broadcast_to(jnp.arange(points_per_condition),
-                              (num_conditions, points_per_condition))
-  else:
-    points = jax.random.randint(point_key, (num_conditions, points_per_condition),
-                                0, split.points_per_condition)
-  take_points = jax.vmap(lambda a, idx: a[idx])
-  return data_lib.Split(cond=split.cond[rows], x=take_points(split.x[rows], points),
-                        y=take_points(split.y[rows], points))
+  return dataset_lib.take_rows(split, rows, point_key,
+                               points_per_condition=points_per_condition)
 
 
 def sample_rotation_batch_before(images_uint8: jax.Array, key: jax.Array, *,

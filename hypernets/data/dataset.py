@@ -94,11 +94,20 @@ def sample_batch(split: Split, key: jax.Array, *, num_conditions: int,
   """
   cond_key, point_key = jax.random.split(key)
   rows = choose_rows(cond_key, num_rows=split.num_conditions, num_chosen=num_conditions)
+  return take_rows(split, rows, point_key, points_per_condition=points_per_condition)
+
+
+def take_rows(split: Split, rows: jax.Array, key: jax.Array, *,
+              points_per_condition: int) -> Split:
+  """The batch of `rows` [B]: all of each row's points, or `points_per_condition`
+  drawn with replacement from `key`. Returns cond [B, ...], x [B, p, ...], y [B, p, ...].
+  """
+  num_conditions = rows.shape[0]
   if points_per_condition == split.points_per_condition:
     points = jnp.broadcast_to(jnp.arange(points_per_condition),
                               (num_conditions, points_per_condition))
   else:
-    points = jax.random.randint(point_key, (num_conditions, points_per_condition),
+    points = jax.random.randint(key, (num_conditions, points_per_condition),
                                 0, split.points_per_condition)
   take_points = jax.vmap(lambda a, idx: a[idx])
   return Split(cond=split.cond[rows], x=take_points(split.x[rows], points),
