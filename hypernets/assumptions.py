@@ -81,6 +81,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from hypernets import distributed
 from hypernets import metric_writers
 from hypernets import optimizers
 from hypernets import train as train_lib
@@ -579,7 +580,7 @@ def run_assumption1(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "steps": num_steps,
         **_timings(compile_seconds, train_seconds, wall_start),
     }
-    if jax.process_index() == 0:
+    if distributed.is_primary():
       workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
     logging.info("Assumption 1: ||f1-f2|| = %.4g +- %.3g, ||f1-y|| = %.4g +- %.3g, "
                  "ratio %.3g (RMS over test inputs and outputs)",
@@ -785,7 +786,7 @@ def run_assumption2(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "steps": num_steps,
         **_timings(compile_seconds, train_seconds, wall_start),
     }
-    if jax.process_index() == 0:
+    if distributed.is_primary():
       workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
     logging.info("Assumption 2: test MSE by width %s; %d of %d width increases "
                  "without improvement of the mean",

@@ -11,15 +11,16 @@ import time
 from typing import Any, Mapping
 
 from absl import logging
-import jax
 import numpy as np
+
+from hypernets import distributed
 
 
 class MetricWriter:
   """Writes scalars to `workdir/metrics.jsonl`, TensorBoard events and the log."""
 
   def __init__(self, workdir: str, *, tensorboard: bool = True):
-    self._enabled = jax.process_index() == 0
+    self._enabled = distributed.is_primary()
     self._jsonl = None
     self._tb = None
     if not self._enabled:

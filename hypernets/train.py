@@ -179,11 +179,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     # Every jitted op is checked and re-run un-jitted at the first NaN: slow,
     # for debugging only. By default the loss is checked at log steps.
     jax.config.update("jax_debug_nans", True)
-  # Multi-process: process 0 creates (or moves aside) the workdir and writes
-  # config.json, metrics and results; the others check the same config, read-only.
-  is_writer = distributed.is_primary()
-  workdir = workdir_lib.prepare_workdir(workdir, config, primary=is_writer)
-  distributed.barrier("hypernets.prepare_workdir")
+  # Multi-process: process 0 alone writes the workdir, metrics and results.
+  workdir = workdir_lib.prepare_workdir(workdir, config)
 
   dataset = data_lib.create_dataset(config.data)
   if config.batch.conditions > dataset.num_train_conditions:
@@ -338,7 +335,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "steps_this_run": steps_done,
         "steps_per_second": steps_done / train_seconds if steps_done else None,
     }
-    if is_writer:
+    if distributed.is_primary():
       path = os.path.join(workdir, "results.json")
       try:
         workdir_lib.write_json_atomic(path, results)

@@ -9,6 +9,7 @@ from typing import Any
 from absl import logging
 import ml_collections
 
+from hypernets import distributed
 from hypernets.errors import WorkdirError
 
 # Fields that may change when a run is resumed: they change how often things are
@@ -61,43 +62,51 @@ def config_to_json_dict(config: ml_collections.ConfigDict) -> dict:
 
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
-                    primary: bool = True) -> str:
+                    primary: bool | None = None) -> str:
   """Creates `workdir`, checks it is writable and holds no run of another config.
 
   Writes `workdir/config.json` for a new run. Returns the absolute path.
   Raises WorkdirError (nothing in the workdir is modified) otherwise, unless
   `config.overwrite`: then the old run is moved to `<workdir>.replaced-<time>`.
-  With `primary=False` (processes other than 0 of a multi-process run) it only
-  checks, read-only, so that every process stops on the same clear error; process 0
-  creates, moves and writes.
+  In a multi-process run only process 0 (`primary`, default: this process is
+  process 0) creates, moves and writes; the others check, read-only, so that every
+  process stops on the same clear error, and all wait for process 0 to finish.
   """
+  if primary is None:
+    primary = distributed.is_primary()
   workdir = os.path.abspath(workdir)
-  if not primary:
-    _check_saved_config(workdir, config, allow_overwrite=True)
-    return workdir
+  if primary:
+    _create_or_move_aside(workdir, config)
+  else:
+    _check_saved_config(workdir, config)
+  distributed.barrier("hypernets.prepare_workdir")
+  return workdir
+
+
+def _create_or_move_aside(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """prepare_workdir's part for the process that writes."""
   try:
     os.makedirs(workdir, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
       pass
   except OSError as e:
     raise WorkdirError(f"workdir {workdir} cannot be written: {e.strerror or e}") from None
-  if _check_saved_config(workdir, config, allow_overwrite=True):
+  if _check_saved_config(workdir, config):
     moved = f"{workdir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
     os.rename(workdir, moved)  # set aside, never deleted
     logging.warning("config.overwrite: moved the previous run in %s to %s", workdir, moved)
-    return prepare_workdir(workdir, config)
+    _create_or_move_aside(workdir, config)
+    return
   config_path = os.path.join(workdir, "config.json")
   if not os.path.exists(config_path):
     write_json_atomic(config_path, config_to_json_dict(config))
-  return workdir
 
 
-def _check_saved_config(workdir: str, config: ml_collections.ConfigDict, *,
-                        allow_overwrite: bool) -> bool:
+def _check_saved_config(workdir: str, config: ml_collections.ConfigDict) -> bool:
   """Whether workdir/config.json holds another config that config.overwrite moves aside.
 
   False if it is absent or matches up to RESUMABLE_FIELDS; raises WorkdirError if it
-  differs and `config.overwrite` is off (or not allowed), or cannot be read.
+  differs and `config.overwrite` is off, or cannot be read.
   """
   config_path = os.path.join(workdir, "config.json")
   if not os.path.exists(config_path):
@@ -116,7 +125,7 @@ def _check_saved_config(workdir: str, config: ml_collections.ConfigDict, *,
       and saved_flat.get(name, "<absent>") != current_flat.get(name, "<absent>"))
   if not differing:
     return False
-  if allow_overwrite and config.get("overwrite", False):
+  if config.get("overwrite", False):
     return True
   shown = ", ".join(
       f"config.{name} (saved {saved_flat.get(name, '<absent>')!r}, "
