@@ -1,4 +1,9 @@
-"""SIGKILL at random moments, rerun the same command: bit-identical final state."""
+"""SIGKILL at random moments, rerun the same command: bit-identical final state.
+
+Kills are triggered by the run's progress (a checkpoint at or past a random step, then a random
+few milliseconds more), not by wall-clock time, so a faster or slower machine still kills every
+run mid-training.
+"""
 
 import json
 import os
@@ -26,6 +31,15 @@ def _command(workdir):
           f"--workdir={workdir}"]
 
 
+def _latest_checkpoint(workdir):
+  """The newest finished checkpoint step in workdir, or -1 (orbax names unfinished ones N.orbax-...)."""
+  try:
+    names = os.listdir(os.path.join(workdir, "checkpoints"))
+  except FileNotFoundError:
+    return -1
+  return max((int(n) for n in names if n.isdigit()), default=-1)
+
+
 def _final_state(workdir):
   directory = os.path.join(workdir, "checkpoints")
   step = max(int(d) for d in os.listdir(directory) if d.isdigit())
@@ -39,18 +53,23 @@ def test_killed_runs_resume_bit_identically(tmp_path):
                  cwd=REPO_ROOT)
   workdir = tmp_path / "killed"
   rng = random.Random(0)
+  # One kill in each third of the run: the resumed run starts past the previous target.
+  targets = [rng.randrange(low, low + 30) for low in (9, 48, 87)]
   kills = 0
-  for _ in range(4):
+  for target in targets:
     proc = subprocess.Popen(_command(workdir), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
-    time.sleep(rng.uniform(3.0, 9.0))
+    deadline = time.monotonic() + 240
+    while (proc.poll() is None and _latest_checkpoint(workdir) < target
+           and time.monotonic() < deadline):
+      time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, 0.03))  # land inside a step or a checkpoint write
     if proc.poll() is None:
       proc.send_signal(signal.SIGKILL)
       kills += 1
     proc.wait()
-    if (workdir / "results.json").exists():
-      break
-  assert kills >= 1
+  assert kills == len(targets), f"only {kills} of the runs were still training when killed"
+  assert not (workdir / "results.json").exists()
   subprocess.run(_command(workdir), check=True, capture_output=True, timeout=300,
                  cwd=REPO_ROOT)
 
