@@ -3,7 +3,7 @@
 `config.mesh.shape` over `config.mesh.axis_names` (default (-1, 1) over
 ('data', 'model'): every device on the data axis). The data axis shards the
 conditioning inputs of each batch, or, with `config.mesh.shard_seeds`, the seed
-axis of a seeds-as-a-batch run; parameters are replicated, except that
+axis of a seeds-as-a-batch run (padded up to a multiple of the axis); parameters are replicated, except that
 `config.mesh.shard_heads` splits large generator heads over the model axis.
 """
 
@@ -78,16 +78,25 @@ def state_shardings(state: Any, mesh: Mesh, *, shard_seeds: bool, shard_heads: b
   return jax.tree_util.tree_map_with_path(spec, state)
 
 
-def check_divisible(*, mesh: Mesh, num_seeds: int, batch_conditions: int,
-                    shard_seeds: bool) -> None:
-  """The sharded axis must split evenly over the data axis; else one clear line."""
+def padded_num_seeds(*, mesh: Mesh, num_seeds: int, shard_seeds: bool) -> int:
+  """How many seeds a run trains: num_seeds, rounded up to the data axis if sharded.
+
+  The extra seeds (config.seed + num_seeds, ...) are ordinary seeds that fill the
+  last shard; results, logged train metrics and the returned state drop them, so
+  100 seeds on 8 devices train as 8 shards of 13 and report the 100.
+  """
+  if not shard_seeds:
+    return num_seeds
+  return -(-num_seeds // data_axis_size(mesh)) * data_axis_size(mesh)
+
+
+def check_divisible(*, mesh: Mesh, batch_conditions: int, shard_seeds: bool) -> None:
+  """A batch split over the data axis must split evenly; else one clear line."""
   size = data_axis_size(mesh)
-  if shard_seeds and num_seeds % size:
-    raise ConfigError(f"config.num_seeds={num_seeds} must be a multiple of the data axis "
-                      f"({size} devices) with config.mesh.shard_seeds")
   if not shard_seeds and batch_conditions % size:
     raise ConfigError(f"config.batch.conditions={batch_conditions} must be a multiple of "
-                      f"the data axis ({size} devices)")
+                      f"the data axis ({size} devices), or set config.mesh.shard_seeds "
+                      "to split seeds instead")
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -194,13 +194,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
   mesh_cfg = sharding.mesh_config(config)
   mesh = sharding.create_mesh(mesh_cfg)
-  sharding.check_divisible(mesh=mesh, num_seeds=config.num_seeds,
-                           batch_conditions=config.batch.conditions,
+  sharding.check_divisible(mesh=mesh, batch_conditions=config.batch.conditions,
                            shard_seeds=mesh_cfg.shard_seeds)
+  num_seeds = config.num_seeds
+  num_seeds_run = sharding.padded_num_seeds(mesh=mesh, num_seeds=num_seeds,
+                                            shard_seeds=mesh_cfg.shard_seeds)
+  if num_seeds_run != num_seeds:
+    logging.info("Seed axis padded from %d to %d to split evenly over %d devices; the "
+                 "extra seeds train and are dropped from every reported figure",
+                 num_seeds, num_seeds_run, sharding.data_axis_size(mesh))
 
-  # Seeds as a batch: every leaf of the state has a leading [num_seeds] axis and
+  def real_seeds(per_seed):
+    """Drops the padding seeds: leading axis num_seeds_run -> num_seeds."""
+    return jax.tree.map(lambda a: a[:num_seeds], per_seed)
+
+  # Seeds as a batch: every leaf of the state has a leading [num_seeds_run] axis and
   # one compiled program trains all seeds (vmap over init, data order and keys).
-  keys = seed_keys(config.seed, config.num_seeds)
+  keys = seed_keys(config.seed, num_seeds_run)
   init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
   calibration_conds = dataset.eval_splits["train"].cond[:256]
   state = jax.jit(jax.vmap(
@@ -221,7 +231,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                config.num_seeds)
 
   manager = checkpoints.create_manager(workdir, max_to_keep=config.max_checkpoints_to_keep)
-  state = checkpoints.restore_or_initialize(manager, state)
+  try:
+    state = checkpoints.restore_or_initialize(manager, state)
+  except WorkdirError as e:
+    if not mesh_cfg.shard_seeds:
+      raise
+    raise WorkdirError(f"{e}; with config.mesh.shard_seeds the seed axis is padded to a "
+                       f"multiple of the data axis ({num_seeds_run} seeds on "
+                       f"{sharding.data_axis_size(mesh)} devices here): resume on the "
+                       "device count that wrote the checkpoint") from e
   start_step = int(state.step[0])
 
   train_step = make_train_step(
@@ -272,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     host_history = []
     for first, stacked in jax.device_get(history):
       steps = len(next(iter(stacked.values())))
-      host_history += [(first + i, {k: v[i] for k, v in stacked.items()})
+      host_history += [(first + i, {k: v[i][:num_seeds] for k, v in stacked.items()})
                        for i in range(steps)]
     bad = _first_non_finite(host_history)
     if bad is not None:
@@ -287,7 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     history = []
 
   def write_eval(step):
-    summary = summarize_seeds(evaluate_splits(eval_fn, state.params, dataset))
+    summary = summarize_seeds(real_seeds(evaluate_splits(eval_fn, state.params, dataset)))
     summary.pop("per_seed")
     writer.write_scalars(step, {f"eval_{k}": v for k, v in summary.items()
                                 if not (k.endswith("_std") and config.num_seeds == 1)})
@@ -327,7 +345,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "step": int(state.step[0]),
         "num_seeds": config.num_seeds,
         "seeds": [config.seed + s for s in range(config.num_seeds)],
-        **summarize_seeds(evaluate_splits(eval_fn, state.params, dataset)),
+        **summarize_seeds(real_seeds(evaluate_splits(eval_fn, state.params, dataset))),
         "param_counts": counts,
         "budget_matched": budget_knob,
         "compile_seconds": compile_seconds,
@@ -348,4 +366,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     manager.wait_until_finished()
     manager.close()
     writer.close()
-  return state
+  return real_seeds(state) if num_seeds_run != num_seeds else state
