@@ -174,7 +174,8 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
   shapes = dict(example_cond=example.cond, example_x=example.x,
                 output_dim=dataset.output_dim)
   model_config, _ = budget.apply_param_budget(config.model, **shapes)
-  model, _ = models.create_model(model_config, **shapes)
+  model, _ = models.create_model(model_config, **shapes,
+                                 compute_dtype=config.get("compute_dtype", "float32"))
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
   mesh = sharding.create_mesh(sharding.mesh_config(config))
 

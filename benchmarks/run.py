@@ -31,12 +31,14 @@ from benchmarks import timing
 _SUITE = flags.DEFINE_enum("suite", "quick", sorted(suites_lib.SUITES), "Which sizes to run.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON results.")
 _SECTIONS = flags.DEFINE_list(
-    "sections", ["roofline", "compare", "seeds", "scaling", "compile", "optimisations"],
+    "sections", ["roofline", "compare", "precision", "seeds", "scaling", "compile",
+                 "optimisations"],
     "Sections to run (roofline always runs; the others need it). 'optimisations' runs "
     "only in suites that enable it (not smoke).")
 _NO_TORCH = flags.DEFINE_bool("no_torch", False, "Skip PyTorch even if it is installed.")
 
-SECTIONS = ("roofline", "compare", "seeds", "scaling", "compile", "optimisations")
+SECTIONS = ("roofline", "compare", "precision", "seeds", "scaling", "compile",
+            "optimisations")
 
 
 def _torch_available() -> bool:
@@ -240,6 +242,26 @@ def run_seeds(suite: suites_lib.Suite, *, roof: Roof,
                                    if single else None)
   return {"config": suite.seeds_config[0], "config_arg": suite.seeds_config[1],
           "rows": rows}
+
+
+def run_precision(suite: suites_lib.Suite, *, roof: Roof) -> dict[str, Any]:
+  """Model-only step of each comparison in float32 and in bfloat16 (config.compute_dtype).
+
+  Timed interleaved on the same machine. bf16 pays on GPUs/TPUs (matrix units run it
+  several times faster than fp32); a CPU without bf16 matmul units converts instead.
+  The rates use the fp32 roofline, so '% peak' compares like with like only for fp32.
+  """
+  rows = []
+  for comparison in suite.comparisons:
+    builts = {dtype: jax_steps.build_cached(_config(
+        comparison.config, comparison.arg,
+        overrides=comparison.overrides + (("compute_dtype", dtype),)))
+              for dtype in ("float32", "bfloat16")}
+    timed = time_jax_steps({dtype: (built, "model_only") for dtype, built in builts.items()},
+                           suite, roof=roof)
+    rows.append({"name": comparison.name, "title": comparison.title, **timed,
+                 "bf16_speedup": timed["float32"]["step_s"] / timed["bfloat16"]["step_s"]})
+  return {"step": "model_only", "rows": rows}
 
 
 def run_row_sampler(suite: suites_lib.Suite, *, roof: Roof) -> dict[str, Any]:
@@ -510,6 +532,15 @@ def tables(results: dict[str, Any]) -> str:
                              "examples/s", "GFLOP/s", "% peak", "bound % (flop/B)",
                              "vs torch bmm"], rows))
 
+  if "precision" in results:
+    out.append("\nMixed precision (--config.compute_dtype=bfloat16: fp32 parameters and "
+               "optimizer, bf16 matmuls), model-only step, timed interleaved")
+    rows = [[r["title"], _ms(r["float32"]["step_s"]), _ms(r["bfloat16"]["step_s"]),
+             f"{r['bf16_speedup']:.2f}", f"{r['bfloat16']['total_s']:.2f}"]
+            for r in results["precision"]["rows"]]
+    out.append(format_table(["benchmark", "float32 ms", "bfloat16 ms", "bf16 speed-up",
+                             "bf16 compile s"], rows))
+
   if "seeds" in results:
     out.append(f"\nSeeds as a batch: configs/{results['seeds']['config']}.py"
                f"{':' + results['seeds']['config_arg'] if results['seeds']['config_arg'] else ''}"
@@ -613,6 +644,7 @@ def run(suite: suites_lib.Suite, *, sections=SECTIONS, with_torch: bool) -> dict
       "compare": lambda: {c.name: run_comparison(c, suite, roof=ceilings,
                                                  with_torch=with_torch)
                           for c in suite.comparisons},
+      "precision": lambda: run_precision(suite, roof=ceilings),
       "seeds": lambda: run_seeds(suite, roof=ceilings),
       "scaling": lambda: run_scaling(suite, roof=ceilings),
       "compile": lambda: run_compile(suite),

@@ -13,6 +13,7 @@ from hypernets.models import MODEL_KINDS
 from hypernets.models import PRIMARY_NAMES
 from hypernets.optimizers import OPTIMIZERS
 from hypernets.optimizers import SCHEDULES
+from hypernets.precision import COMPUTE_DTYPES
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
@@ -63,6 +64,8 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   check_int(config, "seed", minimum=0)
   check_int(config, "num_seeds", minimum=1)
   check_choice(config, "model.kind", MODEL_KINDS)
+  if "compute_dtype" in config:
+    check_choice(config, "compute_dtype", COMPUTE_DTYPES)
   check_choice(config, "model.primary.name", PRIMARY_NAMES)
   check_widths(config, "model.primary.widths")
   if config.model.primary.name == "conv":

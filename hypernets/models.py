@@ -5,6 +5,7 @@ cond [*cond_shape] and a batch of points x [points, *x_shape] to [points, out].
 Batching over conditioning inputs is `apply_batched` (a `jax.vmap`), never a loop.
 """
 
+import functools
 import re
 from typing import Sequence
 
@@ -13,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from hypernets import nets
-from hypernets import primary as primary_lib
 from hypernets import generators
+from hypernets import nets
+from hypernets import precision
+from hypernets import primary as primary_lib
 from hypernets.errors import ConfigError
 
 MODEL_KINDS = ("hypernet", "embedding", "standard")
@@ -51,12 +53,15 @@ class HypernetModel(nn.Module):
     shared: indices of g's leaves that are ordinary shared parameters (collection
       'g_shared'); with `film`, every leaf is shared.
     film: the layers FiLM modulates, or None.
+    compute_dtype: 'float32', or 'bfloat16' for mixed precision (precision.py):
+      theta_I is then cast so that g itself computes in bf16.
   """
 
   f: nn.Module
   primary: primary_lib.Primary
   shared: tuple[int, ...] = ()
   film: tuple[generators.FilmLayer, ...] | None = None
+  compute_dtype: str = "float32"
 
   @nn.compact
   def generate(self, cond: jax.Array):
@@ -70,6 +75,7 @@ class HypernetModel(nn.Module):
     else:
       generated = dict(zip((spec.index for spec in self.f.specs), self.f(cond)))
       leaves = [generated[i] if i in generated else shared[i] for i in range(num_leaves)]
+    leaves = precision.cast_floats(leaves, precision.compute_dtype_of(self.compute_dtype))
     return jax.tree_util.tree_unflatten(self.primary.treedef, leaves)
 
   def __call__(self, cond: jax.Array, x: jax.Array) -> jax.Array:
@@ -162,6 +168,7 @@ class EmbeddingModel(nn.Module):
 
   e: nn.Module  # I -> [embedding_dim]
   q: nn.Module  # (x [points, d], e [embedding_dim]) -> [points, out]
+  compute_dtype: str = "float32"  # see precision.py
 
   def __call__(self, cond: jax.Array, x: jax.Array) -> jax.Array:
     embedding = self.e(jnp.reshape(cond, (-1,)))
@@ -172,14 +179,29 @@ class StandardModel(nn.Module):
   """h_I(x) = net([x, I]): one network on the concatenated input."""
 
   net: nn.Module  # (x [points, d], I [m2]) -> [points, out]
+  compute_dtype: str = "float32"  # see precision.py
 
   def __call__(self, cond: jax.Array, x: jax.Array) -> jax.Array:
     return self.net(jnp.reshape(x, (x.shape[0], -1)), jnp.reshape(cond, (-1,)))
 
 
+def apply_one(model: nn.Module, variables, cond: jax.Array, x: jax.Array) -> jax.Array:
+  """h_I(x) for one conditioning input: cond [*cond_shape], x [points, ...] -> [points, out].
+
+  In the model's `compute_dtype` (inputs and parameters cast at this boundary);
+  the output is float32 either way.
+  """
+  dtype = precision.compute_dtype_of(getattr(model, "compute_dtype", "float32"))
+  if dtype is None:
+    return model.apply(variables, cond, x)
+  cast = functools.partial(precision.cast_floats, dtype=dtype)
+  return model.apply(cast(variables), cast(cond), cast(x)).astype(jnp.float32)
+
+
 def apply_batched(model: nn.Module, variables, cond: jax.Array, x: jax.Array) -> jax.Array:
   """h_{I_b}(x_b) for a batch: cond [B, *cond_shape], x [B, points, ...] -> [B, points, out]."""
-  return jax.vmap(model.apply, in_axes=(None, 0, 0))(variables, cond, x)
+  return jax.vmap(functools.partial(apply_one, model), in_axes=(None, 0, 0))(
+      variables, cond, x)
 
 
 def _widths(width: int, depth: int) -> tuple[int, ...]:
@@ -217,7 +239,7 @@ def create_primary(primary_config: ml_collections.ConfigDict, *, example_x: jax.
 
 
 def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.Array,
-                 example_x: jax.Array, output_dim: int):
+                 example_x: jax.Array, output_dim: int, compute_dtype: str = "float32"):
   """Builds the conditioned model named by `model_config.kind`.
 
   Args:
@@ -225,6 +247,7 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
     example_cond: one conditioning input [*cond_shape].
     example_x: points for one conditioning input [points, *x_shape].
     output_dim: size of each point's output.
+    compute_dtype: `config.compute_dtype` (precision.py); parameters stay float32.
 
   Returns:
     (model, primary): the Linen module and, for a hypernetwork, its Primary
@@ -242,7 +265,7 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
         rank=model_config.rank, chunk_size=model_config.chunk_size,
         chunk_embedding_dim=model_config.chunk_embedding_dim,
         chunk_hidden=tuple(model_config.chunk_hidden))
-    return model, primary
+    return model.clone(compute_dtype=compute_dtype), primary
   if kind == "embedding":
     e = nets.MLP(_widths(model_config.e_width, model_config.e_depth)
                  + (int(model_config.embedding_dim),),
@@ -250,9 +273,9 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
     q = nets.ConditionedMLP(tuple(model_config.q_widths) + (output_dim,),
                             activation=model_config.primary.activation,
                             use_bias=model_config.q_use_bias)
-    return EmbeddingModel(e=e, q=q), None
+    return EmbeddingModel(e=e, q=q, compute_dtype=compute_dtype), None
   if kind == "standard":
     net = nets.ConditionedMLP(tuple(model_config.standard_widths) + (output_dim,),
                               activation=model_config.activation)
-    return StandardModel(net=net), None
+    return StandardModel(net=net, compute_dtype=compute_dtype), None
   raise ConfigError(f"unknown config.model.kind {kind!r}; choose one of {MODEL_KINDS}")

@@ -8,7 +8,10 @@ import ml_collections
 
 
 def add_run_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds steps_per_call, mesh.*, distributed.*, overwrite and debug_nans; returns config."""
+  """Adds compute_dtype, steps_per_call, mesh.*, distributed.*, overwrite and debug_nans; returns config."""
+  # 'bfloat16': mixed precision for GPUs/TPUs (hypernets/precision.py): float32
+  # parameters, optimizer and losses; inputs, weights and theta_I in bf16 for the matmuls.
+  config.compute_dtype = "float32"
   config.steps_per_call = 1  # train steps per dispatched call (lax.scan); >1 helps tiny models
   # Devices: one program over a mesh (README "Scaling out").
   config.mesh = ml_collections.ConfigDict()

@@ -116,7 +116,7 @@ def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
 
   def per_condition(params, row):
     cond, x, y = row
-    predictions = model.apply({"params": params}, cond, x)
+    predictions = models.apply_one(model, {"params": params}, cond, x)
     return losses.loss_and_metrics(task, predictions, y)[1]
 
   def eval_fn(params, split: data_lib.Split):
@@ -190,7 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   shapes = dict(example_cond=example.cond, example_x=example.x,
                 output_dim=dataset.output_dim)
   model_config, budget_knob = budget.apply_param_budget(config.model, **shapes)
-  model, primary = models.create_model(model_config, **shapes)
+  model, primary = models.create_model(model_config, **shapes,
+                                       compute_dtype=config.get("compute_dtype", "float32"))
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
   mesh_cfg = sharding.mesh_config(config)
   mesh = sharding.create_mesh(mesh_cfg)

@@ -58,8 +58,8 @@ def _numbers(tree, path=()):
 def test_every_section_is_in_the_json(smoke):
   _, results = smoke
   assert results["suite"] == "smoke"
-  for key in ("machine", "settings", "roofline", "compare", "seeds", "scaling", "compile",
-              "targets", "total_s"):
+  for key in ("machine", "settings", "roofline", "compare", "precision", "seeds", "scaling",
+              "compile", "targets", "total_s"):
     assert key in results, key
   machine = results["machine"]
   for key in ("cpu_model", "cpu_cores", "jax", "device_kind", "load_average_start"):
@@ -67,6 +67,8 @@ def test_every_section_is_in_the_json(smoke):
   assert results["roofline"]["memory"]["peak_bytes_per_s"] > 0
   assert set(results["compare"]) == {"rotation_hypernet", "rotation_embedding",
                                      "synthetic_large_batch"}
+  assert [row["name"] for row in results["precision"]["rows"]] == list(results["compare"])
+  assert all(row["bf16_speedup"] > 0 for row in results["precision"]["rows"])
   assert [row["seeds"] for row in results["seeds"]["rows"]] == [1, 2]
   assert set(results["scaling"]) >= {"conditions", "points", "primary_width"}
   assert list(results["compile"]) == ["synthetic:small"]
@@ -116,7 +118,8 @@ def test_torch_rows_are_timed_or_skipped(smoke):
 
 def test_prints_the_tables(smoke):
   stdout, _ = smoke
-  for heading in ("Roofline", "JAX (the library's jitted step) vs PyTorch", "Seeds as a batch",
+  for heading in ("Roofline", "JAX (the library's jitted step) vs PyTorch", "Mixed precision",
+                  "Seeds as a batch",
                   "Scaling", "Compile time", "Targets"):
     assert heading in stdout, heading
   assert "jax model-only (pre-made batch)" in stdout
