@@ -19,6 +19,9 @@ def add_run_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   config.mesh.axis_names = ("data", "model")
   config.mesh.shard_seeds = False  # split the seed axis (not each batch) over 'data'
   config.mesh.shard_heads = False  # split large generator heads over 'model'
+  # Per-host data: each process loads only its share of the training rows, split over
+  # 'data'; each device draws its share of every batch from its own rows.
+  config.mesh.shard_train_data = False
   # Processes: jax.distributed.initialize (hypernets/distributed.py). 'auto' joins
   # when the environment says this is one process of several (TPU pod, launcher).
   config.distributed = ml_collections.ConfigDict()

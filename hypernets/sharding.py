@@ -3,8 +3,11 @@
 `config.mesh.shape` over `config.mesh.axis_names` (default (-1, 1) over
 ('data', 'model'): every device on the data axis). The data axis shards the
 conditioning inputs of each batch, or, with `config.mesh.shard_seeds`, the seed
-axis of a seeds-as-a-batch run (padded up to a multiple of the axis); parameters are replicated, except that
-`config.mesh.shard_heads` splits large generator heads over the model axis.
+axis of a seeds-as-a-batch run (padded up to a multiple of the axis). Parameters
+are replicated, except that `config.mesh.shard_heads` splits large generator heads
+over the model axis. The training rows are replicated, or, with
+`config.mesh.shard_train_data`, loaded per process and split over 'data', each
+device drawing its share of every batch from its own rows.
 """
 
 import math
@@ -97,6 +100,45 @@ def check_divisible(*, mesh: Mesh, batch_conditions: int, shard_seeds: bool) -> 
     raise ConfigError(f"config.batch.conditions={batch_conditions} must be a multiple of "
                       f"the data axis ({size} devices), or set config.mesh.shard_seeds "
                       "to split seeds instead")
+
+
+def local_data_devices(mesh: Mesh) -> int:
+  """Positions of the data axis held by this process's devices."""
+  local = {d.id for d in jax.local_devices()}
+  positions = {index[0] for index, device in np.ndenumerate(mesh.devices)
+               if device.id in local}
+  return len(positions)
+
+
+def global_rows(local_rows: Any, mesh: Mesh) -> Any:
+  """This process's training rows [n, ...] (each leaf) as its part of one global array
+  split over 'data'. n is cut to a multiple of the process's data-axis devices; every
+  process must hold the same n (dataset.shard_indices gives that)."""
+  devices = local_data_devices(mesh)
+  n = len(jax.tree.leaves(local_rows)[0]) // devices * devices
+  return jax.tree.map(
+      lambda a: jax.make_array_from_process_local_data(batch_sharding(mesh), np.asarray(a[:n])),
+      local_rows)
+
+
+def sample_on_each_device(sample, train: Any, key: jax.Array, *, mesh: Mesh,
+                          num_conditions: int, points_per_condition: int):
+  """A batch drawn where the training rows live: `train` [N, ...] is split over 'data'.
+
+  Device d of the data axis draws num_conditions / D conditioning inputs from its
+  own N / D rows with fold_in(key, d); the result is the batch [num_conditions, ...]
+  split over 'data', so no training row crosses devices or hosts. Every row is
+  still distinct; the batch is stratified over the shards (one share from each).
+  """
+  size = data_axis_size(mesh)
+
+  def local(train_block, key):
+    key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+    return sample(train_block, key, num_conditions=num_conditions // size,
+                  points_per_condition=points_per_condition)
+
+  return jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P()),
+                       out_specs=P("data"))(train, key)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -80,20 +80,27 @@ def make_loss_fn(model: nn.Module, task: str) -> Callable:
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     dataset: data_lib.Dataset, *, batch_conditions: int,
-                    batch_points: int, batch_sharding=None):
+                    batch_points: int, batch_sharding=None, sharded_train_data: bool = False):
   """train_step(state, train, data_key) -> (state, metrics) for ONE seed; pure.
 
   The batch is drawn from fold_in(data_key, step): it depends on the step only,
   never on how often the process was restarted. With `batch_sharding`, its
-  conditioning inputs are split over the devices of the mesh's data axis.
+  conditioning inputs are split over the devices of the mesh's data axis; with
+  `sharded_train_data` as well, `train` is split over that axis and each device
+  draws its share from its own rows (sharding.sample_on_each_device).
   """
   loss_fn = make_loss_fn(model, dataset.task)
 
   def train_step(state: TrainState, train, data_key: jax.Array):
-    batch = dataset.sample(train, jax.random.fold_in(data_key, state.step),
-                           num_conditions=batch_conditions,
-                           points_per_condition=batch_points)
-    if batch_sharding is not None:
+    step_key = jax.random.fold_in(data_key, state.step)
+    if sharded_train_data:
+      batch = sharding.sample_on_each_device(
+          dataset.sample, train, step_key, mesh=batch_sharding.mesh,
+          num_conditions=batch_conditions, points_per_condition=batch_points)
+    else:
+      batch = dataset.sample(train, step_key, num_conditions=batch_conditions,
+                             points_per_condition=batch_points)
+    if batch_sharding is not None and not sharded_train_data:
       # Every device draws the whole batch (a few rows: cheap) and keeps its share,
       # a local slice. Left alone, XLA's partitioner drew the rows on device 0 and
       # sent each device its share by collective-permutes, which deadlocked 8 CPU
@@ -126,6 +133,25 @@ def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
     return jax.tree.map(jnp.mean, metrics)  # equal points per condition
 
   return eval_fn
+
+
+def check_batch_fits(dataset: data_lib.Dataset, batch_conditions: int, *,
+                     mesh=None) -> None:
+  """Each batch draws distinct rows: from the whole training set, or with `mesh`
+  (sharded training rows) batch_conditions / D from each device's N / D rows."""
+  rows = dataset.num_train_conditions
+  if mesh is None:
+    if batch_conditions > rows:
+      raise ConfigError(f"config.batch.conditions={batch_conditions} is larger than "
+                        f"the training set ({rows} conditioning inputs)")
+    return
+  devices = sharding.data_axis_size(mesh)
+  per_device = rows // sharding.local_data_devices(mesh)
+  if batch_conditions % devices or batch_conditions // devices > per_device:
+    raise ConfigError(
+        f"config.batch.conditions={batch_conditions} with config.mesh.shard_train_data "
+        f"must be a multiple of the data axis ({devices} devices) and at most "
+        f"{per_device} per device (the training rows each device holds)")
 
 
 def _first_non_finite(history: list[tuple[int, dict[str, np.ndarray]]]
@@ -182,10 +208,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   # Multi-process: process 0 alone writes the workdir, metrics and results.
   workdir = workdir_lib.prepare_workdir(workdir, config)
 
-  dataset = data_lib.create_dataset(config.data)
-  if config.batch.conditions > dataset.num_train_conditions:
-    raise ConfigError(f"config.batch.conditions={config.batch.conditions} is larger than "
-                      f"the training set ({dataset.num_train_conditions} conditioning inputs)")
+  mesh_cfg = sharding.mesh_config(config)
+  mesh = sharding.create_mesh(mesh_cfg)
+  shard_data = mesh_cfg.get("shard_train_data", False)
+  if shard_data and mesh_cfg.shard_seeds:
+    raise ConfigError("config.mesh.shard_train_data and config.mesh.shard_seeds cannot both "
+                      "be set: the data axis splits either the training rows or the seeds")
+  # Per-host loading: each process reads only its share of the training rows.
+  dataset = data_lib.create_dataset(
+      config.data, train_shard=(jax.process_index(), jax.process_count()) if shard_data
+      else None)
+  check_batch_fits(dataset, config.batch.conditions, mesh=mesh if shard_data else None)
   example = jax.tree.map(lambda a: a[0], dataset.test)
   shapes = dict(example_cond=example.cond, example_x=example.x,
                 output_dim=dataset.output_dim)
@@ -193,8 +226,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   model, primary = models.create_model(model_config, **shapes,
                                        compute_dtype=config.get("compute_dtype", "float32"))
   tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
-  mesh_cfg = sharding.mesh_config(config)
-  mesh = sharding.create_mesh(mesh_cfg)
   sharding.check_divisible(mesh=mesh, batch_conditions=config.batch.conditions,
                            shard_seeds=mesh_cfg.shard_seeds)
   num_seeds = config.num_seeds
@@ -221,7 +252,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   state_sharding = sharding.state_shardings(state, mesh, shard_seeds=mesh_cfg.shard_seeds,
                                             shard_heads=mesh_cfg.shard_heads)
   state = jax.device_put(state, state_sharding)
-  train_data = jax.device_put(dataset.train, sharding.replicated(mesh))
+  if shard_data:
+    train_data = sharding.global_rows(dataset.train, mesh)
+    logging.info("Training rows split over 'data': %d in this process, %d per device",
+                 len(jax.tree.leaves(dataset.train)[0]),
+                 jax.tree.leaves(train_data)[0].addressable_shards[0].data.shape[0])
+  else:
+    train_data = jax.device_put(dataset.train, sharding.replicated(mesh))
   # Keys travel as raw uint32 data: every process holds the same values, and
   # device_put onto a mesh spanning processes takes plain arrays.
   data_keys = jax.random.wrap_key_data(jax.device_put(
@@ -246,7 +283,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_step = make_train_step(
       model, tx, dataset, batch_conditions=config.batch.conditions,
       batch_points=config.batch.points,
-      batch_sharding=None if mesh_cfg.shard_seeds else sharding.batch_sharding(mesh))
+      batch_sharding=None if mesh_cfg.shard_seeds else sharding.batch_sharding(mesh),
+      sharded_train_data=shard_data)
   seeds_step = jax.vmap(train_step, in_axes=(0, None, 0))
 
   def run_steps(state, train, keys, *, num_steps):
@@ -348,6 +386,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "seeds": [config.seed + s for s in range(config.num_seeds)],
         **summarize_seeds(real_seeds(evaluate_splits(eval_fn, state.params, dataset))),
         "param_counts": counts,
+        "train_rows": {"per_process": int(len(jax.tree.leaves(dataset.train)[0])),
+                       "global": int(jax.tree.leaves(train_data)[0].shape[0]),
+                       "split_over_devices": bool(shard_data)},
         "budget_matched": budget_knob,
         "compile_seconds": compile_seconds,
         "train_seconds_this_run": train_seconds,

@@ -114,7 +114,9 @@ runpy.run_path({main!r}, run_name="__main__")
 """
 
 
-def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path):
+@pytest.mark.parametrize("shard_train_data", [False, True])
+def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
+                                                                  shard_train_data):
   wrapper = tmp_path / "main_distributed.py"
   wrapper.write_text(_WRAPPER.format(root=REPO_ROOT,
                                      main=os.path.join(REPO_ROOT, "launch", "main.py")))
@@ -124,7 +126,7 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path):
       [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=per_gpu",
        "--platform=cpu", "--num_processes=2", f"--script={wrapper}",
        "--config=configs/synthetic.py:small", "--config.num_train_steps=10",
-       f"--workdir={workdir}"],
+       f"--config.mesh.shard_train_data={shard_train_data}", f"--workdir={workdir}"],
       capture_output=True, text=True, timeout=180, cwd=REPO_ROOT, env=env)
   out = proc.stdout
   assert proc.returncode == 0, (out + proc.stderr)[-4000:]
@@ -143,8 +145,19 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path):
   keyed = [(row["step"], tuple(sorted(row))) for row in rows]
   assert len(keyed) == len(set(keyed)), rows  # every row written once, not once per process
   assert sum("train_mse" in row for row in rows) == 1  # 10 steps, logged every 10
-  assert json.loads((workdir / "results.json").read_text())["step"] == 10
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["step"] == 10
   assert (workdir / "checkpoints" / "10").is_dir()  # both processes saved through orbax
+  # Per-host data: each process loaded half of the 64 training rows, and the two
+  # halves form the one global array the step samples from.
+  expected = dict(per_process=32 if shard_train_data else 64, global_rows=64)
+  assert results["train_rows"] == {"per_process": expected["per_process"],
+                                   "global": expected["global_rows"],
+                                   "split_over_devices": shard_train_data}
+  if shard_train_data:
+    for i in (0, 1):
+      assert any("Training rows split over 'data': 32 in this process, 32 per device"
+                 in line for line in lines[i]), lines[i]
 
 
 def test_other_processes_check_the_workdir_read_only(tmp_path, small_config):

@@ -7,6 +7,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from hypernets.errors import ConfigError
 
@@ -114,16 +115,46 @@ def take_rows(split: Split, rows: jax.Array, key: jax.Array, *,
                y=take_points(split.y[rows], points))
 
 
-def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
-  """Builds the dataset named by `data_config.name`."""
+def shard_indices(count: int, shard: tuple[int, int] | None) -> np.ndarray:
+  """Rows index, index + n, ... of range(count) for shard (index, n), count // n of them.
+
+  Every shard gets the same number of rows (the last count % n are dropped), so the
+  shards of several processes form one evenly split global array. None: all rows.
+  """
+  if shard is None:
+    return np.arange(count)
+  index, num_shards = shard
+  if not 0 <= index < num_shards:
+    raise ValueError(f"shard index {index} is not in [0, {num_shards})")
+  return np.arange(index, count, num_shards)[:count // num_shards]
+
+
+def shard_train(dataset: Dataset, shard: tuple[int, int] | None) -> Dataset:
+  """`dataset` with only `shard`'s rows of `train` (shard_indices); train metrics
+  are still reported on the whole training set (or `train_eval`), as unsharded."""
+  if shard is None:
+    return dataset
+  rows = shard_indices(dataset.num_train_conditions, shard)
+  return dataclasses.replace(dataset, train=jax.tree.map(lambda a: a[rows], dataset.train),
+                             train_eval=dataset.eval_splits["train"])
+
+
+def create_dataset(data_config: ml_collections.ConfigDict, *,
+                   train_shard: tuple[int, int] | None = None) -> Dataset:
+  """Builds the dataset named by `data_config.name`.
+
+  `train_shard` (index, n): keep only that shard of the training rows (per-host
+  loading; `shard_indices`). Image sources read only those rows from disk; the
+  generated tasks are cheap to make whole and are sliced.
+  """
   if data_config.name == "synthetic":
     from hypernets.data import synthetic  # pylint: disable=g-import-not-at-top
-    return synthetic.create_dataset(data_config)
+    return shard_train(synthetic.create_dataset(data_config), train_shard)
   if data_config.name == "structured":
     from hypernets.data import structured  # pylint: disable=g-import-not-at-top
-    return structured.create_dataset(data_config)
+    return shard_train(structured.create_dataset(data_config), train_shard)
   if data_config.name == "rotation":
     from hypernets.data import rotation  # pylint: disable=g-import-not-at-top
-    return rotation.create_dataset(data_config)
+    return rotation.create_dataset(data_config, train_shard=train_shard)
   raise ConfigError(
       f"unknown config.data.name {data_config.name!r}; choose one of {DATASET_NAMES}")

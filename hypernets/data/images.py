@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from hypernets.data.dataset import shard_indices
 from hypernets.errors import ConfigError
 from hypernets.errors import DatasetNotFoundError
 
@@ -43,17 +44,19 @@ _OFFLINE_HINT = "or use the embedded offline set with --config.data.source=mnist
 
 
 def load_images(source: str, *, split: str, data_dir: str | None = None,
-                max_examples: int | None = None) -> np.ndarray:
+                max_examples: int | None = None,
+                shard: tuple[int, int] | None = None) -> np.ndarray:
   """Images of `split` of `source` as uint8 [N, H, W, C] (C = 1 for digits).
 
   See `load_labeled_images`, of which this is the first output.
   """
   return load_labeled_images(source, split=split, data_dir=data_dir,
-                             max_examples=max_examples)[0]
+                             max_examples=max_examples, shard=shard)[0]
 
 
 def load_labeled_images(source: str, *, split: str, data_dir: str | None = None,
-                        max_examples: int | None = None
+                        max_examples: int | None = None,
+                        shard: tuple[int, int] | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
   """(uint8 images [N, H, W, C], int32 labels [N]) of `split` of `source`.
 
@@ -63,6 +66,8 @@ def load_labeled_images(source: str, *, split: str, data_dir: str | None = None,
       'train[:1000]' also works.
     data_dir: TFDS data directory (TFDS sources only); None for the TFDS default.
     max_examples: keep only the first `max_examples` examples of the split.
+    shard: (index, n): only this shard's rows of those (`shard_indices`), read
+      from disk without reading the others (per-host loading).
 
   Raises:
     ConfigError: unknown source or split.
@@ -78,13 +83,15 @@ def load_labeled_images(source: str, *, split: str, data_dir: str | None = None,
     train_idx, test_idx = stratified_split(labels, test_fraction=TEST_FRACTION,
                                            seed=EMBEDDED_SPLIT_SEED)
     chosen = (train_idx if split == "train" else test_idx)[:max_examples]
+    chosen = chosen[shard_indices(len(chosen), shard)]
     return images[chosen], labels[chosen].astype(np.int32)
   base_split = re.match(r"\s*(\w+)", split)
   if base_split is None or base_split.group(1) not in SPLITS:
     raise ConfigError(f"config.data.split {split!r} does not exist for source "
                       f"{source!r}; available splits: {SPLITS} (TFDS slices such as "
                       "'train[:1000]' allowed)")
-  return _load_tfds(source, split=split, data_dir=data_dir, max_examples=max_examples)
+  return _load_tfds(source, split=split, data_dir=data_dir, max_examples=max_examples,
+                    shard=shard)
 
 
 def stratified_split(labels: np.ndarray, *, test_fraction: float,
@@ -136,8 +143,8 @@ def _digits_8x8() -> tuple[np.ndarray, np.ndarray]:
   return images[..., None], digits.target
 
 
-def _load_tfds(name: str, *, split: str, data_dir: str | None,
-               max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _load_tfds(name: str, *, split: str, data_dir: str | None, max_examples: int | None,
+               shard: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
   """The 'image' and 'label' fields of a prepared array_record TFDS split:
   (uint8 [N, H, W, C], int32 [N])."""
   try:
@@ -167,6 +174,6 @@ def _load_tfds(name: str, *, split: str, data_dir: str | None,
   count = len(source) if max_examples is None else min(len(source), max_examples)
   # One record at a time: `__getitems__` is not mocked correctly by
   # `tfds.testing.mock_data` (tfds 4.9.10), `__getitem__` is.
-  records = [source[i] for i in range(count)]
+  records = [source[int(i)] for i in shard_indices(count, shard)]
   return (np.stack([np.asarray(r["image"], dtype=np.uint8) for r in records]),
           np.array([int(r["label"]) for r in records], np.int32))

@@ -99,29 +99,36 @@ def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_condit
                         num_classes=num_classes)
 
 
-def create_dataset(data_config) -> Dataset:
+def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -> Dataset:
   """The rotation-prediction task on `data_config.source` images.
 
   Training draws a new angle every time an image is fetched (the official code's
   protocol). Evaluation uses fixed angles drawn once from `data_config.seed`, so
   every evaluation of a run (and every run) sees the same rotated test images;
   train metrics are reported on up to `num_test_examples` fixed training images.
+  With `train_shard` (index, n) only that shard of the training images is read
+  (dataset.shard_indices); the train-metric images are the same on every shard.
   """
   from hypernets.data import images as images_lib  # pylint: disable=g-import-not-at-top
-  train_images = images_lib.load_images(
-      data_config.source, split="train", data_dir=data_config.data_dir or None,
-      max_examples=data_config.num_train_examples or None)
-  test_images = images_lib.load_images(
-      data_config.source, split="test", data_dir=data_config.data_dir or None,
-      max_examples=data_config.num_test_examples or None)
+  load = functools.partial(images_lib.load_images, data_config.source,
+                           data_dir=data_config.data_dir or None)
+  test_images = load(split="test", max_examples=data_config.num_test_examples or None)
+  train_images = load(split="train", max_examples=data_config.num_train_examples or None,
+                      shard=train_shard)
+  num_train_eval = test_images.shape[0]
+  if train_shard is None:
+    train_eval_images = train_images[:num_train_eval]
+  else:
+    max_train = data_config.num_train_examples or None
+    train_eval_images = load(split="train", max_examples=min(
+        num_train_eval, max_train) if max_train else num_train_eval)
   mean, std = images_lib.NORMALIZATION[data_config.source]
   constants = dict(mean=mean, std=std, num_classes=data_config.num_classes)
   test_key, train_eval_key = jax.random.split(jax.random.key(data_config.seed))
-  train_images = jnp.asarray(train_images)
   return Dataset(
-      train=train_images,
+      train=jnp.asarray(train_images),
       test=rotation_batch(jnp.asarray(test_images), test_key, **constants),
-      train_eval=rotation_batch(train_images[:test_images.shape[0]], train_eval_key,
+      train_eval=rotation_batch(jnp.asarray(train_eval_images), train_eval_key,
                                 **constants),
       task="classification", output_dim=data_config.num_classes,
       sampler=functools.partial(sample_rotation_batch, **constants))
