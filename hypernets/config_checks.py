@@ -66,6 +66,9 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   check_choice(config, "model.kind", MODEL_KINDS)
   if "compute_dtype" in config:
     check_choice(config, "compute_dtype", COMPUTE_DTYPES)
+  if "mesh" in config and config.mesh.get("shard_train_data") and config.mesh.shard_seeds:
+    raise ConfigError("config.mesh.shard_train_data and config.mesh.shard_seeds cannot both "
+                      "be set: the data axis splits either the training rows or the seeds")
   check_choice(config, "model.primary.name", PRIMARY_NAMES)
   check_widths(config, "model.primary.widths")
   if config.model.primary.name == "conv":

@@ -135,6 +135,18 @@ def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
   return eval_fn
 
 
+def _place_train_data(train, mesh, *, split: bool):
+  """The training rows on the mesh: replicated, or (split) this process's rows as its
+  part of one global array split over 'data'."""
+  if not split:
+    return jax.device_put(train, sharding.replicated(mesh))
+  placed = sharding.global_rows(train, mesh)
+  logging.info("Training rows split over 'data': %d in this process, %d per device",
+               len(jax.tree.leaves(train)[0]),
+               jax.tree.leaves(placed)[0].addressable_shards[0].data.shape[0])
+  return placed
+
+
 def check_batch_fits(dataset: data_lib.Dataset, batch_conditions: int, *,
                      mesh=None) -> None:
   """Each batch draws distinct rows: from the whole training set, or with `mesh`
@@ -211,9 +223,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   mesh_cfg = sharding.mesh_config(config)
   mesh = sharding.create_mesh(mesh_cfg)
   shard_data = mesh_cfg.get("shard_train_data", False)
-  if shard_data and mesh_cfg.shard_seeds:
-    raise ConfigError("config.mesh.shard_train_data and config.mesh.shard_seeds cannot both "
-                      "be set: the data axis splits either the training rows or the seeds")
   # Per-host loading: each process reads only its share of the training rows.
   dataset = data_lib.create_dataset(
       config.data, train_shard=(jax.process_index(), jax.process_count()) if shard_data
@@ -247,18 +256,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   calibration_conds = dataset.eval_splits["train"].cond[:256]
   state = jax.jit(jax.vmap(
       lambda k: create_train_state(model, tx, k, example, calibration_conds)))(init_keys)
-  # One program over the mesh: state replicated (or split by seed), data replicated,
-  # each batch's conditioning inputs split over the data axis.
+  # One program over the mesh: state replicated (or split by seed), training rows
+  # replicated (or split, shard_train_data), each batch's conditioning inputs split
+  # over the data axis.
   state_sharding = sharding.state_shardings(state, mesh, shard_seeds=mesh_cfg.shard_seeds,
                                             shard_heads=mesh_cfg.shard_heads)
   state = jax.device_put(state, state_sharding)
-  if shard_data:
-    train_data = sharding.global_rows(dataset.train, mesh)
-    logging.info("Training rows split over 'data': %d in this process, %d per device",
-                 len(jax.tree.leaves(dataset.train)[0]),
-                 jax.tree.leaves(train_data)[0].addressable_shards[0].data.shape[0])
-  else:
-    train_data = jax.device_put(dataset.train, sharding.replicated(mesh))
+  train_data = _place_train_data(dataset.train, mesh, split=shard_data)
   # Keys travel as raw uint32 data: every process holds the same values, and
   # device_put onto a mesh spanning processes takes plain arrays.
   data_keys = jax.random.wrap_key_data(jax.device_put(

@@ -64,7 +64,8 @@ def test_sharding_rows_and_seeds_at_once_names_both_fields(small_config, tmp_pat
   small_config.mesh.shard_train_data = True
   small_config.mesh.shard_seeds = True
   with pytest.raises(ConfigError, match="shard_train_data and config.mesh.shard_seeds"):
-    train.train_and_evaluate(small_config, str(tmp_path))
+    train.train_and_evaluate(small_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()  # stopped before touching the workdir
 
 
 SCRIPT = """
