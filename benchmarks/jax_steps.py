@@ -1,7 +1,7 @@
 """The library's own train steps, built from the shipped configs, ready to time.
 
 Everything here is what `hypernets.train.train_and_evaluate` does before its loop:
-the dataset, the model (`models.create_model`), the optimizer, a seeds-as-a-batch
+the dataset, the model and optimizer (`train.create_model_and_optimizer`), a seeds-as-a-batch
 state (`create_train_state` vmapped over seed keys) and the step
 `jax.jit(jax.vmap(make_train_step(...), in_axes=(0, None, 0)), donate_argnums=0)`.
 Two steps are built from the same pieces:
@@ -25,10 +25,7 @@ import ml_collections
 import numpy as np
 
 from benchmarks import flops as flops_lib
-from hypernets import budget
 from hypernets import data as data_lib
-from hypernets import models
-from hypernets import optimizers
 from hypernets import sharding
 from hypernets import train as train_lib
 from hypernets.errors import DatasetNotFoundError
@@ -171,12 +168,8 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
   if sampler_override is not None:
     dataset = dataclasses.replace(dataset, sampler=sampler_override(dataset.sampler))
   example = jax.tree.map(lambda a: np.asarray(a)[0], dataset.test)  # host: no compiles
-  shapes = dict(example_cond=example.cond, example_x=example.x,
-                output_dim=dataset.output_dim)
-  model_config, _ = budget.apply_param_budget(config.model, **shapes)
-  model, _ = models.create_model(model_config, **shapes,
-                                 compute_dtype=config.get("compute_dtype", "float32"))
-  tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
+  model_config, _, model, _, tx = train_lib.create_model_and_optimizer(
+      config, example, output_dim=dataset.output_dim)
   mesh = sharding.create_mesh(sharding.mesh_config(config))
 
   keys = train_lib.seed_keys(config.seed, config.num_seeds)

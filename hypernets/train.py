@@ -68,6 +68,21 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
                     opt_state=tx.init(params))
 
 
+def create_model_and_optimizer(config: ml_collections.ConfigDict, example: data_lib.Split,
+                               *, output_dim: int):
+  """What training builds from the config: (model_config after budget matching, the
+  budget knob it set or None, model, primary or None, optimizer).
+
+  `example` is one row of the data: cond [*cond_shape], x [P, ...].
+  """
+  shapes = dict(example_cond=example.cond, example_x=example.x, output_dim=output_dim)
+  model_config, budget_knob = budget.apply_param_budget(config.model, **shapes)
+  model, primary = models.create_model(model_config, **shapes,
+                                       compute_dtype=config.get("compute_dtype", "float32"))
+  tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
+  return model_config, budget_knob, model, primary, tx
+
+
 def make_loss_fn(model: nn.Module, task: str) -> Callable:
   """loss_fn(params, batch) -> (loss, metrics) for a batch of conditioning inputs."""
 
@@ -229,12 +244,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       else None)
   check_batch_fits(dataset, config.batch.conditions, mesh=mesh if shard_data else None)
   example = jax.tree.map(lambda a: a[0], dataset.test)
-  shapes = dict(example_cond=example.cond, example_x=example.x,
-                output_dim=dataset.output_dim)
-  model_config, budget_knob = budget.apply_param_budget(config.model, **shapes)
-  model, primary = models.create_model(model_config, **shapes,
-                                       compute_dtype=config.get("compute_dtype", "float32"))
-  tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
+  model_config, budget_knob, model, primary, tx = create_model_and_optimizer(
+      config, example, output_dim=dataset.output_dim)
   sharding.check_divisible(mesh=mesh, batch_conditions=config.batch.conditions,
                            shard_seeds=mesh_cfg.shard_seeds)
   num_seeds = config.num_seeds
