@@ -1,7 +1,7 @@
 """The library's own train steps, built from the shipped configs, ready to time.
 
-Everything here is what `hypernets.train.train_and_evaluate` does before its loop:
-the dataset, the model and optimizer (`train.create_model_and_optimizer`), a seeds-as-a-batch
+Everything here is what `hypernets.training.train_and_evaluate` does before its loop:
+the dataset, the model and optimizer (`training.create_model_and_optimizer`), a seeds-as-a-batch
 state (`create_train_state` vmapped over seed keys) and the step
 `jax.jit(jax.vmap(make_train_step(...), in_axes=(0, None, 0)), donate_argnums=0)`.
 Two steps are built from the same pieces:
@@ -26,8 +26,8 @@ import numpy as np
 
 from benchmarks import flops as flops_lib
 from hypernets import data as data_lib
-from hypernets import sharding
-from hypernets import train as train_lib
+from hypernets.parallel import sharding
+from hypernets import training
 from hypernets.errors import DatasetNotFoundError
 from hypernets.errors import HypernetsError
 
@@ -168,11 +168,11 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
   if sampler_override is not None:
     dataset = dataclasses.replace(dataset, sampler=sampler_override(dataset.sampler))
   example = jax.tree.map(lambda a: np.asarray(a)[0], dataset.test)  # host: no compiles
-  model_config, _, model, _, tx = train_lib.create_model_and_optimizer(
+  model_config, _, model, _, tx = training.create_model_and_optimizer(
       config, example, output_dim=dataset.output_dim)
   mesh = sharding.create_mesh(sharding.mesh_config(config))
 
-  keys = train_lib.seed_keys(config.seed, config.num_seeds)
+  keys = training.seed_keys(config.seed, config.num_seeds)
   init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
   calibration_conds = dataset.eval_splits["train"].cond[:256]
   train_data = dataset.train
@@ -182,7 +182,7 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
   @jax.jit
   def initial(init_keys, train_data):
     """The seeds' initial states (as train_and_evaluate) and one pre-made batch."""
-    state = jax.vmap(lambda k: train_lib.create_train_state(
+    state = jax.vmap(lambda k: training.create_train_state(
         model, tx, k, example, calibration_conds))(init_keys)
     batch = dataset.sample(train_data, jax.random.key(123),
                            num_conditions=config.batch.conditions,
@@ -192,12 +192,12 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
   state, batch = initial(init_keys, train_data)
 
   def make_library_step():
-    step = train_lib.make_train_step(model, tx, dataset, **batch_sizes,
+    step = training.make_train_step(model, tx, dataset, **batch_sizes,
                                      batch_sharding=sharding.batch_sharding(mesh))
     return jax.jit(jax.vmap(step, in_axes=(0, None, 0)), donate_argnums=0)
 
   premade = dataclasses.replace(dataset, train=batch, sampler=_premade)
-  step = train_lib.make_train_step(model, tx, premade, **batch_sizes,
+  step = training.make_train_step(model, tx, premade, **batch_sizes,
                                    batch_sharding=sharding.batch_sharding(mesh))
   model_step = jax.jit(jax.vmap(step, in_axes=(0, None, 0)), donate_argnums=0)
 

@@ -4,7 +4,7 @@ A fixed random CNN y (conv 20 ch k10 s2 -> ReLU -> conv 40 ch k10 s2 -> ReLU -> 
 10) labels inputs uniform in [-1, 1]^(28x28x1); per repeat two students d -> 100 ->
 10 (ReLU, unit-norm rows at init) are fitted to y by MSE with SGD (lr 0.01,
 momentum 0.5, batch 64). Reported: ||f1 - f2||, ||f1 - y|| (RMS over held-out
-inputs and outputs) and their ratio, over repeats (hypernets/assumptions.py).
+inputs and outputs) and their ratio, over repeats (hypernets/experiments/assumptions.py).
 
 Run (about 2 minutes on a 2-core CPU; 150 epochs, see `quick` below):
   python launch/main.py --config=configs/assumption1.py:quick --workdir=/tmp/a1
@@ -21,13 +21,13 @@ unit_norm (none, first, all).
 
 import ml_collections
 
-from hypernets import config_variants
-from hypernets import sweeps
+from hypernets import config as config_lib
+from hypernets.experiments import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 1 check; see the module docstring for `arg`."""
-  options = config_variants.parse(arg, known={"quick", "paper", "small"},
+  options = config_lib.parse_variants(arg, known={"quick", "paper", "small"},
                                   config_name="assumption1")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption1"

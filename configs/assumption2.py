@@ -4,7 +4,7 @@ A one-hidden-layer ELU MLP d -> w -> 10 for every width w = 1..29, MSE on one-ho
 labels, Adadelta (lr 1.0), batch 64. Reported: test MSE (squared error summed over
 the 10 outputs, mean over examples: the authors' test loss) against width, mean and
 std over repeats, and how many width increases fail to lower the mean
-(hypernets/assumptions.py). All widths x repeats train in one program (a padded
+(hypernets/experiments/assumptions.py). All widths x repeats train in one program (a padded
 max-width net with masked hidden units).
 
 Run (embedded offline MNIST-5k, 10 repeats, 15 epochs: ~1.5 minutes on a 2-core CPU):
@@ -21,13 +21,13 @@ Sweeps (`launch/sweep.py --sweep=NAME`): source (mnist_5k, digits_8x8).
 
 import ml_collections
 
-from hypernets import config_variants
-from hypernets import sweeps
+from hypernets import config as config_lib
+from hypernets.experiments import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 2 check; see the module docstring for `arg`."""
-  options = config_variants.parse(arg, known={"quick", "paper", "small"},
+  options = config_lib.parse_variants(arg, known={"quick", "paper", "small"},
                                   config_name="assumption2")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption2"

@@ -20,9 +20,8 @@ Variants (comma-separated): quick | paper | small (CI), kind=K, depth=D.
 
 import ml_collections
 
-from hypernets import config_variants
-from hypernets import run_fields
-from hypernets import sweeps
+from hypernets import config as config_lib
+from hypernets.experiments import sweeps
 
 TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "cifar10": 50000}
 IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
@@ -30,7 +29,7 @@ IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The rotation experiment; see the module docstring for `arg`."""
-  options = config_variants.parse(arg, known={"quick", "paper", "small", "kind", "depth"},
+  options = config_lib.parse_variants(arg, known={"quick", "paper", "small", "kind", "depth"},
                                   config_name="rotation_mnist")
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -96,7 +95,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
-  run_fields.add_run_fields(config)
+  config_lib.add_run_fields(config)
 
   if "quick" in options:
     # On 4,000 digits, 10 epochs at lr 1e-3 leave both methods near chance

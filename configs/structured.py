@@ -14,16 +14,15 @@ Variants (comma-separated): quick | small (CI), kind=K.
 
 import ml_collections
 
-from hypernets import config_variants
-from hypernets import run_fields
-from hypernets import sweeps
+from hypernets import config as config_lib
+from hypernets.experiments import sweeps
 
 BUDGETS = (600, 1200, 2400, 4800, 9600, 19200)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """One size of one method on the structured target; see the module docstring."""
-  options = config_variants.parse(arg, known={"quick", "small", "kind"}, config_name="structured")
+  options = config_lib.parse_variants(arg, known={"quick", "small", "kind"}, config_name="structured")
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.num_seeds = 2
@@ -90,7 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
-  run_fields.add_run_fields(config)
+  config_lib.add_run_fields(config)
 
   if "quick" in options:
     config.num_train_steps = 3000

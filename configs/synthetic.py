@@ -19,14 +19,13 @@ Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
 
 import ml_collections
 
-from hypernets import config_variants
-from hypernets import run_fields
-from hypernets import sweeps
+from hypernets import config as config_lib
+from hypernets.experiments import sweeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The default synthetic experiment; see the module docstring for `arg`."""
-  options = config_variants.parse(arg, known={"quick", "small", "kind"}, config_name="synthetic")
+  options = config_lib.parse_variants(arg, known={"quick", "small", "kind"}, config_name="synthetic")
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init and batch order of the first seed
   config.num_seeds = 1  # seeds seed, seed+1, ... trained together in one program
@@ -98,7 +97,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 2
   config.eval_conditions_per_chunk = 256
-  run_fields.add_run_fields(config)
+  config_lib.add_run_fields(config)
 
   if "quick" in options:
     config.num_seeds = 3

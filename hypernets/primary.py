@@ -47,25 +47,13 @@ class Primary:
   def leaf_paths(self) -> list[str]:
     """'/'-joined key paths of the leaves, e.g. 'Dense_0/kernel'."""
     paths = jax.tree_util.tree_flatten_with_path(self.template)[0]
-    return [path_to_str(path) for path, _ in paths]
+    return [jax.tree_util.keystr(path, simple=True, separator="/") for path, _ in paths]
 
   @property
   def num_params(self) -> int:
     """N_g: the number of scalars in g's parameter pytree."""
     return int(sum(np.prod(leaf.shape, dtype=int) for leaf in self.leaves))
 
-
-def path_to_str(path) -> str:
-  """'/'-joined readable form of a jax key path."""
-  parts = []
-  for entry in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(entry, attr):
-        parts.append(str(getattr(entry, attr)))
-        break
-    else:
-      parts.append(str(entry))
-  return "/".join(parts)
 
 
 def from_linen(module: nn.Module, example_x: jax.Array) -> Primary:

@@ -12,8 +12,8 @@ from absl import flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hypernets import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.experiments import kind_comparison  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -26,9 +26,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  rows = cli.run_or_exit(compare.compare_kinds, cli.config_or_exit(_CONFIG), _WORKDIR.value, _KINDS.value)
-  print(compare.format_table(rows))
+  rows = config_lib.run_or_exit(kind_comparison.compare_kinds, config_lib.config_or_exit(_CONFIG), _WORKDIR.value, _KINDS.value)
+  print(kind_comparison.format_table(rows))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -2,7 +2,7 @@ r"""Turns gathered sweep results into figures and REPRODUCTION.md.
 
   python launch/report.py --root=/tmp/repro --out=REPRODUCTION.md --figures=docs/figures
 
-`--root` holds one directory per experiment (hypernets/report.py: EXPERIMENTS lists
+`--root` holds one directory per experiment (hypernets/experiments/report.py: EXPERIMENTS lists
 them with the command that fills each).
 """
 
@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hypernets import report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.experiments import report  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _ROOT = flags.DEFINE_string("root", None, "Directory of the experiments' sweep workdirs.")
 _OUT = flags.DEFINE_string("out", "REPRODUCTION.md", "Where the claims table goes.")

@@ -16,9 +16,9 @@ from absl import flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hypernets import sweeps  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets import experiments  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.experiments import sweeps  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets.experiments import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -44,16 +44,16 @@ def _run():
   if _SWEEP.value not in all_sweeps:
     raise HypernetsError(f"unknown --sweep={_SWEEP.value!r}; this config defines "
                          f"{sorted(all_sweeps)}")
-  return sweeps.run_sweep(cli.config_or_exit(_CONFIG), all_sweeps[_SWEEP.value], _WORKDIR.value,
-                          train_fn=experiments.run)
+  return sweeps.run_sweep(config_lib.config_or_exit(_CONFIG), all_sweeps[_SWEEP.value], _WORKDIR.value,
+                          train_fn=registry.run)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  rows = cli.run_or_exit(_run)
+  rows = config_lib.run_or_exit(_run)
   print(f"{len(rows)} points gathered in {os.path.join(_WORKDIR.value, 'results.csv')}")
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -6,7 +6,7 @@ r"""Runs one experiment on a Cloud TPU VM or pod slice with the `gcloud` CLI.
 Creates the slice, copies this repository to every worker and installs it
 (`pip install -e . jax[tpu]`), runs `launch/main.py` on ALL workers at once (one
 JAX process per host; `jax.distributed.initialize()` finds the slice, see
-hypernets/distributed.py), copies the workdir back from worker 0 (only process 0
+hypernets/parallel/distributed.py), copies the workdir back from worker 0 (only process 0
 writes results.json and metrics.jsonl) and deletes the slice (unless --keep);
 after a failed step the workdir is still fetched and the slice still deleted.
 `--dry_run` prints every command, one per line, and runs nothing. Extra

@@ -16,8 +16,8 @@ import tensorflow_datasets as tfds
 
 from conftest import REPO_ROOT
 from conftest import load_config
-from hypernets import assumptions
-from hypernets import experiments
+from hypernets.experiments import assumptions
+from hypernets.experiments import registry
 from hypernets.data import images
 from hypernets.errors import ConfigError
 
@@ -29,7 +29,7 @@ A2_BY_WIDTH = ("test_mse_by_width", "train_mse_by_width", "test_error_by_width")
 
 def test_assumption1_small_writes_documented_results(tmp_path):
   config = load_config("assumption1", "small")
-  returned = experiments.run(config, str(tmp_path))
+  returned = registry.run(config, str(tmp_path))
   results = json.loads((tmp_path / "results.json").read_text())
   assert results == json.loads(json.dumps(returned))
   for name in A1_PER_SEED:
@@ -59,7 +59,7 @@ def test_assumption1_small_writes_documented_results(tmp_path):
 
 def test_assumption2_small_writes_documented_results(tmp_path):
   config = load_config("assumption2", "small")
-  experiments.run(config, str(tmp_path))
+  registry.run(config, str(tmp_path))
   results = json.loads((tmp_path / "results.json").read_text())
   widths = list(config.model.widths)
   assert results["widths"] == widths
@@ -249,7 +249,7 @@ def test_bad_field_is_one_line_naming_it(tmp_path, name, field, value, message):
     parent = parent[part]
   parent[node] = value
   with pytest.raises(ConfigError) as info:
-    experiments.run(config, str(tmp_path / "run"))
+    registry.run(config, str(tmp_path / "run"))
   assert message in str(info.value) and "\n" not in str(info.value)
   assert not os.path.exists(tmp_path / "run")
 

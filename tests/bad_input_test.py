@@ -1,6 +1,6 @@
 """The bad-input catalogue: each stops with one clear line and loses nothing.
 
-In-process cases go through `experiments.run` (what the launchers call) and must
+In-process cases go through `registry.run` (what the launchers call) and must
 raise a HypernetsError whose message is one line naming the field, file or step;
 command-line cases run `launch/main.py` and must print exactly one `error:` line
 and no traceback. Every case runs against a workdir holding a finished run whose
@@ -19,10 +19,10 @@ import pytest
 
 from conftest import REPO_ROOT
 from conftest import load_config
-from hypernets import experiments
+from hypernets.experiments import registry
 from hypernets import primary as primary_lib
-from hypernets import sweeps
-from hypernets import workdir as workdir_lib
+from hypernets.experiments import sweeps
+from hypernets.training import workdir as workdir_lib
 from hypernets.data import images
 from hypernets.errors import HypernetsError
 
@@ -33,7 +33,7 @@ def finished_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("finished")
   config = load_config("synthetic", "small")
   config.num_train_steps = 10
-  experiments.run(config, str(workdir))
+  registry.run(config, str(workdir))
   return workdir, (workdir / "results.json").read_text()
 
 
@@ -71,7 +71,7 @@ def test_bad_config_values(tmp_path, name, overrides, message):
     _set(config, field, str(tmp_path / "empty") if value == "EMPTY" else value)
   workdir = tmp_path / "run"
   with pytest.raises(HypernetsError, match=message) as e:
-    experiments.run(config, str(workdir))
+    registry.run(config, str(workdir))
   assert "\n" not in str(e.value)
   # Stopped before training: no checkpoint, no results.
   assert not (workdir / "results.json").exists()
@@ -102,13 +102,13 @@ def test_workdir_of_another_config_refused_then_moved_aside(finished_run, tmp_pa
   config.num_train_steps = 10
   config.model.f_width = 24
   with pytest.raises(HypernetsError, match=r"config.model.f_width .*--config.overwrite"):
-    experiments.run(config, str(workdir))
+    registry.run(config, str(workdir))
   assert (workdir / "results.json").read_text() == results
   # overwrite sets the old run aside instead of deleting it (on a copy of it).
   copy = tmp_path / "copy"
   subprocess.run(["cp", "-r", str(workdir), str(copy)], check=True)
   config.overwrite = True
-  experiments.run(config, str(copy))
+  registry.run(config, str(copy))
   moved = [p for p in os.listdir(tmp_path) if p.startswith("copy.replaced-")]
   assert len(moved) == 1
   assert (tmp_path / moved[0] / "results.json").read_text() == results
@@ -119,7 +119,7 @@ def test_corrupt_checkpoint(tmp_path):
   config = load_config("synthetic", "small")
   config.num_train_steps = 20
   config.checkpoint_every_steps = 10
-  experiments.run(config, str(tmp_path))
+  registry.run(config, str(tmp_path))
   results = (tmp_path / "results.json").read_text()
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
   latest = tmp_path / "checkpoints" / "20"
@@ -129,7 +129,7 @@ def test_corrupt_checkpoint(tmp_path):
         f.truncate(3)
   with pytest.raises(HypernetsError, match=r"checkpoint .*/20 .*(corrupt or truncated).*"
                      "move it away to resume from the checkpoint before it") as e:
-    experiments.run(config, str(tmp_path))
+    registry.run(config, str(tmp_path))
   assert "\n" not in str(e.value)
   assert (tmp_path / "results.json").read_text() == results
 
@@ -137,7 +137,7 @@ def test_corrupt_checkpoint(tmp_path):
 def test_disk_full_on_results_write(tmp_path, monkeypatch):
   config = load_config("synthetic", "small")
   config.num_train_steps = 10
-  experiments.run(config, str(tmp_path))
+  registry.run(config, str(tmp_path))
   results = (tmp_path / "results.json").read_text()
   config.num_train_steps = 10
 
@@ -146,7 +146,7 @@ def test_disk_full_on_results_write(tmp_path, monkeypatch):
 
   monkeypatch.setattr(workdir_lib.os, "replace", full)
   with pytest.raises(HypernetsError, match="could not write .*results.json: No space left"):
-    experiments.run(config, str(tmp_path))
+    registry.run(config, str(tmp_path))
   assert (tmp_path / "results.json").read_text() == results
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
 
@@ -155,7 +155,7 @@ def test_sweep_naming_a_field_that_does_not_exist(tmp_path):
   config = load_config("synthetic", "small")
   with pytest.raises(HypernetsError, match="'model.depth' does not exist"):
     sweeps.run_sweep(config, sweeps.sweep("model.depth", [1, 2]), str(tmp_path),
-                     train_fn=experiments.run)
+                     train_fn=registry.run)
   assert not os.listdir(tmp_path)  # checked before anything ran
 
 

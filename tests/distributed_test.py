@@ -10,8 +10,8 @@ import ml_collections
 import pytest
 
 from conftest import REPO_ROOT
-from hypernets import distributed
-from hypernets import workdir as workdir_lib
+from hypernets.parallel import distributed
+from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
 from hypernets.errors import WorkdirError
 
@@ -82,7 +82,7 @@ def test_plain_process_never_starts_the_backend():
   """In a fresh process: maybe_initialize on a plain machine leaves jax untouched."""
   code = ("import ml_collections\n"
           "from jax._src import xla_bridge\n"
-          "from hypernets import distributed\n"
+          "from hypernets.parallel import distributed\n"
           "assert not distributed.maybe_initialize(ml_collections.ConfigDict())\n"
           "print(xla_bridge.backends_are_initialized())\n")
   env = {k: v for k, v in os.environ.items() if k not in _SIGNALS}
@@ -94,12 +94,12 @@ def test_plain_process_never_starts_the_backend():
 
 
 # Runs launch/main.py with a line reporting what each process joined, printed after
-# distributed.maybe_initialize (idempotent: experiments.run calls it again).
+# distributed.maybe_initialize (idempotent: registry.run calls it again).
 _WRAPPER = """
 import runpy, sys
 sys.path.insert(0, {root!r})
-from hypernets import distributed, experiments
-_run = experiments.run
+from hypernets.parallel import distributed, experiments
+_run = registry.run
 
 def run(config, workdir):
   distributed.maybe_initialize(config)
@@ -108,7 +108,7 @@ def run(config, workdir):
         flush=True)
   return _run(config, workdir)
 
-experiments.run = run
+registry.run = run
 sys.argv[0] = {main!r}
 runpy.run_path({main!r}, run_name="__main__")
 """

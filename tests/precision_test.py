@@ -10,7 +10,7 @@ import pytest
 
 from hypernets import data as data_lib
 from hypernets import models
-from hypernets import train
+from hypernets import training
 from hypernets.errors import ConfigError
 
 
@@ -63,7 +63,7 @@ def test_bfloat16_training_matches_float32_loss(small_config, tmp_path):
   results = {}
   for dtype in ("float32", "bfloat16"):
     small_config.compute_dtype = dtype
-    state = train.train_and_evaluate(small_config, str(tmp_path / dtype))
+    state = training.train_and_evaluate(small_config, str(tmp_path / dtype))
     assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
     results[dtype] = json.loads((tmp_path / dtype / "results.json").read_text())
   f32, bf16 = results["float32"]["test_mse"], results["bfloat16"]["test_mse"]
@@ -75,4 +75,4 @@ def test_bfloat16_training_matches_float32_loss(small_config, tmp_path):
 def test_unknown_compute_dtype_names_the_field(small_config, tmp_path):
   small_config.compute_dtype = "float16"
   with pytest.raises(ConfigError, match="config.compute_dtype"):
-    train.train_and_evaluate(small_config, str(tmp_path))
+    training.train_and_evaluate(small_config, str(tmp_path))

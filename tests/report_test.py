@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from hypernets import report
+from hypernets.experiments import report
 
 
 def _write(root, name, rows):

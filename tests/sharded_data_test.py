@@ -20,7 +20,7 @@ from hypernets import data as data_lib
 from hypernets.data import dataset as dataset_lib
 from hypernets.data import images
 from hypernets.errors import ConfigError
-from hypernets import train
+from hypernets import training
 
 
 def test_shard_indices_are_disjoint_equal_and_cover_all_but_the_remainder():
@@ -64,7 +64,7 @@ def test_sharding_rows_and_seeds_at_once_names_both_fields(small_config, tmp_pat
   small_config.mesh.shard_train_data = True
   small_config.mesh.shard_seeds = True
   with pytest.raises(ConfigError, match="shard_train_data and config.mesh.shard_seeds"):
-    train.train_and_evaluate(small_config, str(tmp_path / "run"))
+    training.train_and_evaluate(small_config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()  # stopped before touching the workdir
 
 
@@ -94,14 +94,14 @@ example = jax.tree.map(lambda a: a[0], dataset.test)
 model, _ = models.create_model(config.model, example_cond=example.cond, example_x=example.x,
                                output_dim=dataset.output_dim)
 tx = optimizers.create_optimizer(config.optimizer, config.num_train_steps)
-state = jax.vmap(lambda k: train.create_train_state(model, tx, k, example,
+state = jax.vmap(lambda k: training.create_train_state(model, tx, k, example,
                                                     dataset.test.cond[:8]))(
     jax.random.split(jax.random.key(0), 1))
 state = jax.device_put(state, sharding.replicated(mesh))
 keys = jax.device_put(jax.random.split(jax.random.key(1), 1), sharding.replicated(mesh))
 hlo = {{}}
 for sharded in (False, True):
-  step = train.make_train_step(model, tx, dataset, batch_conditions=16, batch_points=8,
+  step = training.make_train_step(model, tx, dataset, batch_conditions=16, batch_points=8,
                                batch_sharding=sharding.batch_sharding(mesh),
                                sharded_train_data=sharded)
   data = (sharding.global_rows(dataset.train, mesh) if sharded
@@ -111,7 +111,7 @@ for sharded in (False, True):
       (op, text.count(op + '(') + text.count(op + '-start(')) for op in
       ('all-gather', 'all-to-all', 'collective-permute', 'all-reduce'))
 try:
-  train.check_batch_fits(dataset, 12, mesh=mesh)
+  training.check_batch_fits(dataset, 12, mesh=mesh)
   error = None
 except Exception as e:
   error = str(e)

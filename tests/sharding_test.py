@@ -19,7 +19,7 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, {tests!r})
 import jax
 from conftest import load_config
-from hypernets import train
+from hypernets import training
 config = load_config('synthetic', 'small')
 config.num_train_steps = 20
 config.log_every_steps = 1
@@ -27,7 +27,7 @@ config.model.kind = {kind!r}
 config.num_seeds = {seeds}
 config.mesh = dict(shape={shape}, axis_names=('data', 'model'), shard_seeds={shard_seeds},
                    shard_heads={shard_heads})
-state = train.train_and_evaluate(config, {workdir!r})
+state = training.train_and_evaluate(config, {workdir!r})
 losses = [row['train_mse'] for row in map(json.loads, open({workdir!r} + '/metrics.jsonl'))
           if 'train_mse' in row]
 results = json.load(open({workdir!r} + '/results.json'))

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import load_config
 from conftest import load_config_module
-from hypernets import sweeps
-from hypernets import train
+from hypernets.experiments import sweeps
+from hypernets import training
 from hypernets.errors import ConfigError
 
 
@@ -49,7 +49,7 @@ def test_run_sweep_skips_finished_points_and_gathers(tmp_path):
 
   def counting_train(cfg, workdir):
     calls.append(cfg.model.f_depth)
-    return train.train_and_evaluate(cfg, workdir)
+    return training.train_and_evaluate(cfg, workdir)
 
   rows = sweeps.run_sweep(config, points, str(tmp_path), train_fn=counting_train)
   assert calls == [1, 2]
@@ -76,7 +76,7 @@ def test_killed_sweep_finishes_only_missing_points(tmp_path):
     calls.append(cfg.model.f_depth)
     if cfg.model.f_depth == 2 and calls.count(2) == 1:
       raise KeyboardInterrupt  # the sweep process is killed here
-    return train.train_and_evaluate(cfg, workdir)
+    return training.train_and_evaluate(cfg, workdir)
 
   with pytest.raises(KeyboardInterrupt):
     sweeps.run_sweep(config, points, str(tmp_path), train_fn=dies_at_second_point)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hypernets import theory
+from hypernets.experiments import theory
 
 
 def test_curves_exact_values():

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from hypernets import checkpoints
-from hypernets import train
+from hypernets.training import checkpoints
+from hypernets import training
 from hypernets.errors import ConfigError
 from hypernets.errors import TrainingDivergedError
 from hypernets.errors import WorkdirError
@@ -21,7 +21,7 @@ def test_training_lowers_the_loss_and_writes_outputs(small_config, tmp_path, kin
   small_config.num_train_steps = 60
   small_config.optimizer.learning_rate = 1e-2
   workdir = str(tmp_path)
-  state = train.train_and_evaluate(small_config, workdir)
+  state = training.train_and_evaluate(small_config, workdir)
   assert state.step.tolist() == [60]  # one seed
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     losses = [row["train_mse"] for row in map(json.loads, f) if "train_mse" in row]
@@ -40,7 +40,7 @@ def test_training_lowers_the_loss_and_writes_outputs(small_config, tmp_path, kin
 def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatch):
   small_config.num_train_steps = 40
   small_config.checkpoint_every_steps = 20
-  uninterrupted = train.train_and_evaluate(small_config, str(tmp_path / "full"))
+  uninterrupted = training.train_and_evaluate(small_config, str(tmp_path / "full"))
 
   real_save = checkpoints.save
 
@@ -52,7 +52,7 @@ def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatc
   monkeypatch.setattr(checkpoints, "save", save_then_die)
   workdir = str(tmp_path / "interrupted")
   with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(small_config, workdir)
+    training.train_and_evaluate(small_config, workdir)
   assert not os.path.exists(os.path.join(workdir, "results.json"))
   monkeypatch.setattr(checkpoints, "save", real_save)
 
@@ -60,7 +60,7 @@ def test_resume_continues_from_the_saved_step(small_config, tmp_path, monkeypatc
   real_restore = checkpoints.restore_or_initialize
   monkeypatch.setattr(checkpoints, "restore_or_initialize",
                       lambda m, s: restored_steps.append(m.latest_step()) or real_restore(m, s))
-  resumed = train.train_and_evaluate(small_config, workdir)
+  resumed = training.train_and_evaluate(small_config, workdir)
   assert restored_steps == [20]
   assert resumed.step.tolist() == [40]
   # Batches depend on the step only, so the resumed run ends where the full one does.
@@ -74,14 +74,14 @@ def test_seeds_as_a_batch_equal_single_seed_runs(small_config, tmp_path, kind):
   small_config.num_train_steps = 20
   small_config.num_seeds = 3
   small_config.seed = 5
-  batched = train.train_and_evaluate(small_config, str(tmp_path / "batched"))
+  batched = training.train_and_evaluate(small_config, str(tmp_path / "batched"))
   with open(tmp_path / "batched" / "results.json") as f:
     results = json.load(f)
   assert results["num_seeds"] == 3 and results["seeds"] == [5, 6, 7]
   small_config.num_seeds = 1
   for s in range(3):
     small_config.seed = 5 + s
-    single = train.train_and_evaluate(small_config, str(tmp_path / f"single{s}"))
+    single = training.train_and_evaluate(small_config, str(tmp_path / f"single{s}"))
     chex.assert_trees_all_close(jax.tree.map(lambda a, s=s: a[s], batched.params),
                                 jax.tree.map(lambda a: a[0], single.params),
                                 rtol=1e-5, atol=1e-6)
@@ -113,7 +113,7 @@ def test_bad_config_stops_before_anything_is_written(small_config, tmp_path, fie
     node = node[part]
   node[leaf] = value
   with pytest.raises(ConfigError, match=message):
-    train.train_and_evaluate(small_config, str(tmp_path / "run"))
+    training.train_and_evaluate(small_config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
 
@@ -121,35 +121,35 @@ def test_embedding_depth_checked_for_embedding_kind(small_config, tmp_path):
   small_config.model.kind = "embedding"
   small_config.model.e_depth = 0
   with pytest.raises(ConfigError, match="config.model.e_depth"):
-    train.train_and_evaluate(small_config, str(tmp_path))
+    training.train_and_evaluate(small_config, str(tmp_path))
 
 
 def test_unwritable_workdir(small_config, tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("not a directory")
   with pytest.raises(WorkdirError, match="cannot be written"):
-    train.train_and_evaluate(small_config, str(blocker / "run"))
+    training.train_and_evaluate(small_config, str(blocker / "run"))
 
 
 def test_workdir_of_a_different_config_is_refused(small_config, tmp_path):
   small_config.num_train_steps = 20
-  train.train_and_evaluate(small_config, str(tmp_path))
+  training.train_and_evaluate(small_config, str(tmp_path))
   before = (tmp_path / "results.json").read_text()
   small_config.model.f_width = 32
   with pytest.raises(WorkdirError, match="config.model.f_width"):
-    train.train_and_evaluate(small_config, str(tmp_path))
+    training.train_and_evaluate(small_config, str(tmp_path))
   assert (tmp_path / "results.json").read_text() == before
 
 
 def test_checkpoint_of_a_different_shape_is_refused(small_config, tmp_path):
   small_config.num_train_steps = 20
-  train.train_and_evaluate(small_config, str(tmp_path))
+  training.train_and_evaluate(small_config, str(tmp_path))
   os.remove(tmp_path / "config.json")  # bypass the config check: test the checkpoint's
   small_config.model.f_width = 32
   with pytest.raises(WorkdirError,
                      match=r"does not fit this config's model .*: params/f/\S+ has shape "
                      r"\(1, 16, 16\) in the checkpoint, \(1, 32, 16\) here"):
-    train.train_and_evaluate(small_config, str(tmp_path))
+    training.train_and_evaluate(small_config, str(tmp_path))
   assert "20" in os.listdir(tmp_path / "checkpoints")  # nothing lost
 
 
@@ -161,7 +161,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_config, tmp_pat
   small_config.log_every_steps = 5
   small_config.checkpoint_every_steps = 1
   with pytest.raises(TrainingDivergedError, match=r"became (nan|inf|-inf) at step (\d+)") as e:
-    train.train_and_evaluate(small_config, str(tmp_path))
+    training.train_and_evaluate(small_config, str(tmp_path))
   bad_step = int(str(e.value).split(" at step ")[1].split(";")[0])
   saved = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
   assert saved and max(saved) < bad_step
@@ -171,9 +171,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_config, tmp_pat
 
 def test_several_steps_per_call_give_the_same_run(small_config, tmp_path):
   small_config.num_train_steps = 30
-  one = train.train_and_evaluate(small_config, str(tmp_path / "one"))
+  one = training.train_and_evaluate(small_config, str(tmp_path / "one"))
   small_config.steps_per_call = 7  # divides none of the log/eval/checkpoint periods
-  seven = train.train_and_evaluate(small_config, str(tmp_path / "seven"))
+  seven = training.train_and_evaluate(small_config, str(tmp_path / "seven"))
   assert seven.step.tolist() == [30]
   for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(seven.params)):
     np.testing.assert_array_equal(a, b)

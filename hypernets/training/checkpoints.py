@@ -8,7 +8,6 @@ import jax
 import orbax.checkpoint as ocp
 
 from hypernets.errors import WorkdirError
-from hypernets.primary import path_to_str
 
 
 class _DropOrbaxInfo(logging_std.Filter):
@@ -35,7 +34,7 @@ def create_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
 
 
 def _shapes_by_path(tree) -> dict[str, tuple[int, ...]]:
-  return {path_to_str(path): tuple(leaf.shape)
+  return {jax.tree_util.keystr(path, simple=True, separator="/"): tuple(leaf.shape)
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 

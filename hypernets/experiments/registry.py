@@ -1,12 +1,12 @@
 """`run(config, workdir)`: the entry point launchers call, by `config.experiment`.
 
-Most experiments train a conditioned model (`train.train_and_evaluate`); the
+Most experiments train a conditioned model (`training.train_and_evaluate`); the
 assumption checks of the paper train plain networks (`assumptions.py`).
 """
 
 import ml_collections
 
-from hypernets import distributed
+from hypernets.parallel import distributed
 from hypernets.errors import ConfigError
 
 EXPERIMENTS = ("conditioned", "assumption1", "assumption2")
@@ -19,9 +19,9 @@ def run(config: ml_collections.ConfigDict, workdir: str):
   distributed.maybe_initialize(config)
   experiment = config.get("experiment", "conditioned")
   if experiment == "conditioned":
-    from hypernets import train  # pylint: disable=g-import-not-at-top
-    return train.train_and_evaluate(config, workdir)
+    from hypernets import training  # pylint: disable=g-import-not-at-top
+    return training.train_and_evaluate(config, workdir)
   if experiment in ("assumption1", "assumption2"):
-    from hypernets import assumptions  # pylint: disable=g-import-not-at-top
+    from hypernets.experiments import assumptions  # pylint: disable=g-import-not-at-top
     return getattr(assumptions, f"run_{experiment}")(config, workdir)
   raise ConfigError(f"unknown config.experiment {experiment!r}; choose one of {EXPERIMENTS}")

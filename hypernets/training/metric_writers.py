@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from absl import logging
 import numpy as np
 
-from hypernets import distributed
+from hypernets.parallel import distributed
 
 
 class MetricWriter:

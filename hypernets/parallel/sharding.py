@@ -21,7 +21,6 @@ import ml_collections
 import numpy as np
 
 from hypernets.errors import ConfigError
-from hypernets.primary import path_to_str
 
 DEFAULT_AXIS_NAMES = ("data", "model")
 
@@ -72,7 +71,7 @@ def state_shardings(state: Any, mesh: Mesh, *, shard_seeds: bool, shard_heads: b
     if np.ndim(leaf) == 0:
       return NamedSharding(mesh, P())
     dims = [seed_spec] + [None] * (np.ndim(leaf) - 1)
-    name = path_to_str(path)
+    name = jax.tree_util.keystr(path, simple=True, separator="/")
     if (shard_heads and model_size > 1 and "/head_" in f"/{name}"
         and name.endswith("kernel") and leaf.shape[-1] % model_size == 0):
       dims[-1] = "model"

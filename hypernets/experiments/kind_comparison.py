@@ -7,8 +7,8 @@ from typing import Sequence
 
 import ml_collections
 
-from hypernets import train
-from hypernets import workdir as workdir_lib
+from hypernets import training
+from hypernets.training import workdir as workdir_lib
 
 # Test metrics shown in the table, where the task has them.
 _REPORTED = ("test_mse", "test_rel_mse", "test_error", "test_nll")
@@ -29,7 +29,7 @@ def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
     kind_config = copy.deepcopy(config)
     kind_config.model.kind = kind
     kind_workdir = os.path.join(workdir, kind)
-    train.train_and_evaluate(kind_config, kind_workdir)
+    training.train_and_evaluate(kind_config, kind_workdir)
     with open(os.path.join(kind_workdir, "results.json")) as f:
       results = json.load(f)
     counts = results["param_counts"]

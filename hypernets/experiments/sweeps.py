@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from absl import logging
 import ml_collections
 
-from hypernets import workdir as workdir_lib
+from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
 
 Point = dict[str, Any]

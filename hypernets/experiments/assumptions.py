@@ -30,7 +30,7 @@ batches of `batch_size` (the last partial batch is dropped). Repeat r uses
 jax.random.key(seed + r). Nothing is checkpointed: a rerun starts again.
 
 results.json, assumption 1 (per repeat values summarised by
-`train.summarize_seeds`: the mean under the metric's name, `<name>_std`, and
+`training.summarize_seeds`: the mean under the metric's name, `<name>_std`, and
 `per_seed[<name>]` a list over repeats):
   f1_f2_rms, f1_y_rms, f2_y_rms      the distances above, after training
   f1_f2_over_f1_y                    ||f1 - f2|| / ||f1 - y|| (the claim's number)
@@ -81,15 +81,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from hypernets import distributed
-from hypernets import metric_writers
-from hypernets import optimizers
-from hypernets import train as train_lib
-from hypernets import workdir as workdir_lib
-from hypernets.config_checks import check_choice
-from hypernets.config_checks import check_int
-from hypernets.config_checks import check_positive_float
-from hypernets.config_checks import check_widths
+from hypernets.parallel import distributed
+from hypernets.training import metric_writers
+from hypernets.training import optimizers
+from hypernets import training
+from hypernets.training import workdir as workdir_lib
+from hypernets.config import check_choice
+from hypernets.config import check_int
+from hypernets.config import check_positive_float
+from hypernets.config import check_widths
 from hypernets.data import images
 from hypernets.errors import ConfigError
 from hypernets.errors import TrainingDivergedError
@@ -278,9 +278,9 @@ def epoch_batches(key: jax.Array, *, epoch: jax.Array | int, num_examples: int,
   return perm[:steps * batch_size].reshape(steps, batch_size)
 
 
-def train_epoch(state: train_lib.TrainState, *, batch_fn: Callable, num_steps: int,
+def train_epoch(state: training.TrainState, *, batch_fn: Callable, num_steps: int,
                 loss_fn: Callable, tx: optax.GradientTransformation
-                ) -> tuple[train_lib.TrainState, jax.Array]:
+                ) -> tuple[training.TrainState, jax.Array]:
   """One network, `num_steps` steps on batches batch_fn(i) -> (x_batch, y_batch).
 
   loss_fn(params, x_batch, y_batch) -> scalar. Returns (state, losses [num_steps]).
@@ -290,7 +290,7 @@ def train_epoch(state: train_lib.TrainState, *, batch_fn: Callable, num_steps: i
     loss, grads = jax.value_and_grad(loss_fn)(state.params, *batch_fn(i))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return train_lib.TrainState(step=state.step + 1, params=params,
+    return training.TrainState(step=state.step + 1, params=params,
                                 opt_state=opt_state), loss
 
   return jax.lax.scan(step, state, jnp.arange(num_steps))
@@ -412,7 +412,7 @@ def student_keys(*, seed: int, num_seeds: int, same_order: bool
   `same_order` both students of a repeat share the data key (the same batches,
   as in the authors' code); otherwise their inits AND data orders differ.
   """
-  keys = train_lib.seed_keys(seed, num_seeds)  # [R]
+  keys = training.seed_keys(seed, num_seeds)  # [R]
   init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
   per_student = jax.vmap(lambda k: jax.vmap(lambda s: jax.random.fold_in(k, s))(
       jnp.arange(2)))
@@ -482,7 +482,7 @@ def run_assumption1(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def init_one(key):
     params = init_student(key, student=student, input_dim=input_dim,
                           unit_norm_rows=config.model.unit_norm_rows)
-    return train_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+    return training.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                                 opt_state=tx.init(params))
 
   def init_all():
@@ -563,7 +563,7 @@ def run_assumption1(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "experiment": "assumption1",
         "num_seeds": config.num_seeds,
         "seeds": [config.seed + s for s in range(config.num_seeds)],
-        **train_lib.summarize_seeds(per_seed),
+        **training.summarize_seeds(per_seed),
         "frac_seeds_f1_f2_below_f1_y": float(np.mean(
             final["f1_f2_rms"] < final["f1_y_rms"])),
         "target_std_rms": float(np.sqrt(final["y_dev"])),
@@ -689,11 +689,11 @@ def run_assumption2(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def init_one(key, width):
     params = torch_init(key, param_template(model, jnp.zeros((1, input_dim))))
     params = init_for_width(params, width=width, max_width=max_width)
-    return train_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+    return training.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                                 opt_state=tx.init(params))
 
   def init_all(widths):
-    keys = train_lib.seed_keys(config.seed, config.num_seeds)  # [R]
+    keys = training.seed_keys(config.seed, config.num_seeds)  # [R]
     init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
     init = jax.vmap(jax.vmap(init_one, in_axes=(None, 0)), in_axes=(0, None))
     return init(init_keys, widths), data_keys
@@ -756,7 +756,7 @@ def run_assumption2(config: ml_collections.ConfigDict, workdir: str) -> dict:
       not_significant = None
     frac_no_gain = (np.mean(diffs >= 0, axis=1) if diffs.shape[1]
                     else np.zeros(config.num_seeds))  # [R]
-    frac_summary = train_lib.summarize_seeds(
+    frac_summary = training.summarize_seeds(
         {"frac_width_increases_without_improvement": frac_no_gain})
     by_width = {"test_mse_by_width": test_mse,
                 "train_mse_by_width": np.asarray(train["mse"], np.float64),

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from hypernets import theory
-from hypernets import workdir as workdir_lib
+from hypernets.experiments import theory
+from hypernets.training import workdir as workdir_lib
 
 # Experiment directory -> the command that produced it.
 EXPERIMENTS = {
@@ -39,7 +39,7 @@ _HEADER = """# Reproduction of 'On the Modularity of Hypernetworks'
 
 Written by `python launch/report.py --root=ROOT` from the runs its commands produce
 (ROOT is where the sweeps wrote; figures in `docs/figures/`). Every number is a
-mean +- std over seeds. How verdicts are decided (`hypernets/report.py`):
+mean +- std over seeds. How verdicts are decided (`hypernets/experiments/report.py`):
 - "A beats B": A's mean is lower at every point concerned (holds), at some (partly),
   at none (does not hold).
 - "improves": the last point is lower than the first by more than the sum of their

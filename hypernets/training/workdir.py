@@ -9,20 +9,10 @@ from typing import Any
 from absl import logging
 import ml_collections
 
-from hypernets import distributed
+from hypernets.parallel import distributed
+from hypernets.config import RESUMABLE_FIELDS
 from hypernets.errors import WorkdirError
 
-# Fields that may change when a run is resumed: they change how often things are
-# reported or how the run is driven, not what is computed.
-RESUMABLE_FIELDS = frozenset({
-    "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-    "max_checkpoints_to_keep", "eval_conditions_per_chunk", "overwrite", "debug_nans",
-    "steps_per_call",
-    # Resuming on other hardware: the same computation, laid out differently.
-    "mesh.shape", "mesh.axis_names", "mesh.shard_seeds", "mesh.shard_heads",
-    "distributed.enabled", "distributed.coordinator_address", "distributed.num_processes",
-    "distributed.process_id",
-})
 
 
 def write_text_atomic(path: str, text: str) -> None:

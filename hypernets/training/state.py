@@ -1,0 +1,50 @@
+"""The state the one loop trains, and the seeds it trains together.
+
+Seeds as a batch: every leaf of a TrainState has a leading [num_seeds] axis and
+one compiled program trains all seeds.
+"""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training (and is checkpointed)."""
+
+  step: jax.Array  # int32 scalar
+  params: Any
+  opt_state: Any
+
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+  """Keys of seeds seed, seed + 1, ..., seed + num_seeds - 1: [num_seeds] key array.
+
+  Seed s of a batch gets jax.random.key(seed + s), so a batch of S seeds equals S
+  single-seed runs with those seeds.
+  """
+  return jax.vmap(jax.random.key)(seed + jnp.arange(num_seeds))
+
+
+
+def init_and_data_keys(seed: int, num_seeds: int) -> tuple[jax.Array, jax.Array]:
+  """(init keys, data keys), each [num_seeds]: seed s's key(seed + s) split in two."""
+  keys = seed_keys(seed, num_seeds)
+  init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+  return init_keys, data_keys
+
+
+def summarize_seeds(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
+  """Mean (as the metric's own name), `<metric>_std` and `per_seed` lists."""
+  summary = {}
+  for name, values in per_seed.items():
+    summary[name] = float(np.mean(values))
+    summary[f"{name}_std"] = float(np.std(values))
+  summary["per_seed"] = {name: [float(v) for v in values]
+                         for name, values in per_seed.items()}
+  return summary
