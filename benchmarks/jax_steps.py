@@ -44,9 +44,9 @@ def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def _premade(batch: data_lib.Split, key: jax.Array, *, num_conditions: int,
-             points_per_condition: int) -> data_lib.Split:
+             points_per_condition: int, step=0) -> data_lib.Split:
   """A sampler that returns its 'training set', a pre-made batch, unchanged."""
-  del key, num_conditions, points_per_condition
+  del key, num_conditions, points_per_condition, step
   return batch
 
 

@@ -32,8 +32,9 @@ def _rows_by_choice(key: jax.Array, num_rows: int, num_chosen: int) -> jax.Array
 
 
 def sample_batch_before(split: data_lib.Split, key: jax.Array, *, num_conditions: int,
-                        points_per_condition: int) -> data_lib.Split:
+                        points_per_condition: int, step=0) -> data_lib.Split:
   """`hypernets.data.sample_batch` as it was, rows by `jax.random.choice`."""
+  del step
   cond_key, point_key = jax.random.split(key)
   rows = _rows_by_choice(cond_key, split.num_conditions, num_conditions)
   return dataset_lib.take_rows(split, rows, point_key,
@@ -43,7 +44,7 @@ def sample_batch_before(split: data_lib.Split, key: jax.Array, *, num_conditions
 def sample_rotation_batch_before(images_uint8: jax.Array, key: jax.Array, *,
                                  num_conditions: int, points_per_condition: int,
                                  mean: float, std: float,
-                                 num_classes: int = 12) -> data_lib.Split:
+                                 num_classes: int = 12, step=0) -> data_lib.Split:
   """`rotation.sample_rotation_batch` as it was, images by `jax.random.choice`."""
   del points_per_condition
   row_key, angle_key = jax.random.split(key)

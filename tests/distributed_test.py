@@ -98,7 +98,8 @@ def test_plain_process_never_starts_the_backend():
 _WRAPPER = """
 import runpy, sys
 sys.path.insert(0, {root!r})
-from hypernets.parallel import distributed, experiments
+from hypernets.parallel import distributed
+from hypernets.experiments import registry
 _run = registry.run
 
 def run(config, workdir):

@@ -73,7 +73,9 @@ import json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 import jax, jax.numpy as jnp, numpy as np
 from conftest import load_config
-from hypernets import data as data_lib, models, optimizers, sharding, train
+from hypernets import data as data_lib, models, training
+from hypernets.parallel import sharding
+from hypernets.training import optimizers
 config = load_config('synthetic', 'small')
 mesh = sharding.create_mesh(config.mesh)
 dataset = data_lib.create_dataset(config.data, train_shard=(0, 1))

@@ -41,8 +41,10 @@ class Dataset:
     test: the evaluation split, materialised (fixed points, labels, angles).
     task: 'regression' (MSE) or 'classification' (integer labels, NLL).
     output_dim: size of each point's output (classes for classification).
-    sampler: sampler(train, key, *, num_conditions, points_per_condition) -> Split;
-      pure and jittable (it runs inside the train step).
+    sampler: sampler(train, key, *, num_conditions, points_per_condition, step)
+      -> Split; pure and jittable (it runs inside the train step). `step` is the
+      int32 step being taken (0 for the first): samplers that need no step (all
+      but epoch-ordered ones) ignore it; `key` already depends on it.
     train_eval: a materialised Split of training data to report train metrics on
       (defaults to `train`, which must then be a Split).
   """
@@ -55,11 +57,11 @@ class Dataset:
   train_eval: Split | None = None
 
   def sample(self, train, key: jax.Array, *, num_conditions: int,
-             points_per_condition: int) -> Split:
+             points_per_condition: int, step: jax.Array | int = 0) -> Split:
     """A training batch from `train` (pass the arrays in, so they are jit arguments)."""
     sampler = self.sampler or sample_batch
     return sampler(train, key, num_conditions=num_conditions,
-                   points_per_condition=points_per_condition)
+                   points_per_condition=points_per_condition, step=step)
 
   @property
   def eval_splits(self) -> dict[str, Split]:
@@ -86,13 +88,15 @@ def choose_rows(key: jax.Array, *, num_rows: int, num_chosen: int) -> jax.Array:
 
 
 def sample_batch(split: Split, key: jax.Array, *, num_conditions: int,
-                 points_per_condition: int) -> Split:
+                 points_per_condition: int, step: jax.Array | int = 0) -> Split:
   """A random batch: `num_conditions` distinct rows, each with random points.
 
   Conditions are drawn without replacement (`choose_rows`); points with
   replacement (independently per condition). Pure and jittable: the same key gives
   the same batch. Returns a Split with cond [B, ...], x [B, p, ...], y [B, p, ...].
+  `step` is unused (the key already depends on it).
   """
+  del step
   cond_key, point_key = jax.random.split(key)
   rows = choose_rows(cond_key, num_rows=split.num_conditions, num_chosen=num_conditions)
   return take_rows(split, rows, point_key, points_per_condition=points_per_condition)

@@ -85,14 +85,14 @@ def rotation_batch(images_uint8: jax.Array, key: jax.Array, *, mean: float, std:
 
 def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_conditions: int,
                           points_per_condition: int, mean: float, std: float,
-                          num_classes: int = 12) -> Split:
+                          num_classes: int = 12, step: jax.Array | int = 0) -> Split:
   """`num_conditions` distinct random images, each rotated by a fresh random angle.
 
   The sampler of the rotation Dataset: images_uint8 [N, H, W, C] -> Split with
   cond [B, H*W*C], x [B, 1, H*W*C], y [B, 1]. One point per image (the paper's
   protocol), so `points_per_condition` must be 1.
   """
-  del points_per_condition  # checked to be 1 by the config checks
+  del points_per_condition, step  # points: checked to be 1 by the config checks
   row_key, angle_key = jax.random.split(key)
   rows = choose_rows(row_key, num_rows=images_uint8.shape[0], num_chosen=num_conditions)
   return rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,

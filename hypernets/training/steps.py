@@ -85,7 +85,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
           num_conditions=batch_conditions, points_per_condition=batch_points)
     else:
       batch = dataset.sample(train, step_key, num_conditions=batch_conditions,
-                             points_per_condition=batch_points)
+                             points_per_condition=batch_points, step=state.step)
     if batch_sharding is not None and not sharded_train_data:
       # Every device draws the whole batch (a few rows: cheap) and keeps its share,
       # a local slice. Left alone, XLA's partitioner drew the rows on device 0 and
