@@ -4,7 +4,7 @@ A fixed random CNN y (conv 20 ch k10 s2 -> ReLU -> conv 40 ch k10 s2 -> ReLU -> 
 10) labels inputs uniform in [-1, 1]^(28x28x1); per repeat two students d -> 100 ->
 10 (ReLU, unit-norm rows at init) are fitted to y by MSE with SGD (lr 0.01,
 momentum 0.5, batch 64). Reported: ||f1 - f2||, ||f1 - y|| (RMS over held-out
-inputs and outputs) and their ratio, over repeats (hypernets/experiments/assumptions.py).
+inputs and outputs) and their ratio, over repeats (hypernets/experiments/assumption1.py).
 
 Run (about 2 minutes on a 2-core CPU; 150 epochs, see `quick` below):
   python launch/main.py --config=configs/assumption1.py:quick --workdir=/tmp/a1
@@ -28,7 +28,7 @@ from hypernets.experiments import sweeps
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 1 check; see the module docstring for `arg`."""
   options = config_lib.parse_variants(arg, known={"quick", "paper", "small"},
-                                  config_name="assumption1")
+                                      config_name="assumption1")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption1"
   config.seed = 0  # repeat r: students' init and batch order from key(seed + r)
@@ -76,6 +76,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.log_every_steps = 100
   config.eval_every_epochs = 5
   config.eval_chunk_size = 1000  # test inputs per evaluation chunk (memory)
+  config.checkpoint_every_epochs = 5  # orbax checkpoints: a rerun resumes
+  config.max_checkpoints_to_keep = 2
+  # steps_per_call, mesh.*, distributed.*, overwrite, debug_nans: as every run.
+  config_lib.add_run_fields(config, compute_dtype=False)
 
   if "quick" in options:
     # The students start far from y (their unit-norm init outputs ~0.4 RMS, y
@@ -88,6 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_test_examples = 2000
     config.num_epochs = 150
     config.eval_every_epochs = 25
+    config.checkpoint_every_epochs = 25
   if "paper" in options:
     config.num_seeds = 100
   if "small" in options:
@@ -99,6 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_epochs = 2
     config.log_every_steps = 4
     config.eval_every_epochs = 1
+    config.checkpoint_every_epochs = 1
     config.eval_chunk_size = 64
   return config
 

@@ -4,7 +4,7 @@ A one-hidden-layer ELU MLP d -> w -> 10 for every width w = 1..29, MSE on one-ho
 labels, Adadelta (lr 1.0), batch 64. Reported: test MSE (squared error summed over
 the 10 outputs, mean over examples: the authors' test loss) against width, mean and
 std over repeats, and how many width increases fail to lower the mean
-(hypernets/experiments/assumptions.py). All widths x repeats train in one program (a padded
+(hypernets/experiments/assumption2.py). All widths x repeats train in one program (a padded
 max-width net with masked hidden units).
 
 Run (embedded offline MNIST-5k, 10 repeats, 15 epochs: ~1.5 minutes on a 2-core CPU):
@@ -28,7 +28,7 @@ from hypernets.experiments import sweeps
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The Assumption 2 check; see the module docstring for `arg`."""
   options = config_lib.parse_variants(arg, known={"quick", "paper", "small"},
-                                  config_name="assumption2")
+                                      config_name="assumption2")
   config = ml_collections.ConfigDict()
   config.experiment = "assumption2"
   config.seed = 0  # repeat r: init and batch order from key(seed + r), all widths
@@ -62,6 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.log_every_steps = 100
   config.eval_every_epochs = 5
   config.eval_chunk_size = 1000  # test examples per evaluation chunk (memory)
+  config.checkpoint_every_epochs = 5  # orbax checkpoints: a rerun resumes
+  config.max_checkpoints_to_keep = 2
+  # steps_per_call, mesh.*, distributed.*, overwrite, debug_nans: as every run.
+  config_lib.add_run_fields(config, compute_dtype=False)
 
   if "quick" in options:
     config.num_seeds = 10
@@ -80,6 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_epochs = 2
     config.log_every_steps = 4
     config.eval_every_epochs = 1
+    config.checkpoint_every_epochs = 1
     config.eval_chunk_size = 64
   return config
 

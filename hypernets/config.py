@@ -23,6 +23,7 @@ import ml_collections
 
 from hypernets.errors import ConfigError
 from hypernets.errors import HypernetsError
+from hypernets.errors import PreemptedError
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
@@ -77,8 +78,7 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   from hypernets.models import MODEL_KINDS
   from hypernets.models import PRIMARY_NAMES
   from hypernets.precision import COMPUTE_DTYPES
-  from hypernets.training.optimizers import OPTIMIZERS
-  from hypernets.training.optimizers import SCHEDULES
+  from hypernets.training.optimizers import check_optimizer_config
   # pylint: enable=g-import-not-at-top
   check_int(config, "seed", minimum=0)
   check_int(config, "num_seeds", minimum=1)
@@ -120,13 +120,10 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   else:
     check_widths(config, "model.standard_widths")
 
-  check_choice(config, "optimizer.name", OPTIMIZERS)
-  check_choice(config, "optimizer.schedule", SCHEDULES)
-  check_positive_float(config, "optimizer.learning_rate")
-  check_int(config, "optimizer.warmup_steps", minimum=0)
+  check_optimizer_config(config)
 
   if "steps_per_call" in config:
-    check_int(config, "steps_per_call", minimum=1)
+    check_int(config, "steps_per_call", minimum=0)
   check_int(config, "batch.conditions", minimum=1)
   check_int(config, "batch.points", minimum=1)
   for field in ("num_train_steps", "log_every_steps", "eval_every_steps",
@@ -191,12 +188,17 @@ RESUMABLE_FIELDS = frozenset({
 })
 
 
-def add_run_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds compute_dtype, steps_per_call, mesh.*, distributed.*, overwrite and debug_nans; returns config."""
-  # 'bfloat16': mixed precision for GPUs/TPUs (hypernets/precision.py): float32
-  # parameters, optimizer and losses; inputs, weights and theta_I in bf16 for the matmuls.
-  config.compute_dtype = "float32"
-  config.steps_per_call = 1  # train steps per dispatched call (lax.scan); >1 helps tiny models
+def add_run_fields(config: ml_collections.ConfigDict, *,
+                   compute_dtype: bool = True) -> ml_collections.ConfigDict:
+  """Adds compute_dtype (if asked), steps_per_call, mesh.*, distributed.*, overwrite
+  and debug_nans; returns config."""
+  if compute_dtype:
+    # 'bfloat16': mixed precision for GPUs/TPUs (hypernets/precision.py): float32
+    # parameters, optimizer and losses; inputs, weights and theta_I in bf16 for the matmuls.
+    config.compute_dtype = "float32"
+  # Train steps per dispatched call (lax.scan); 0 = up to the next log / eval /
+  # checkpoint event, so one call per log interval (bit-identical to one per call).
+  config.steps_per_call = 0
   # Devices: one program over a mesh (README "Scaling out").
   config.mesh = ml_collections.ConfigDict()
   config.mesh.shape = (-1, 1)  # -1: all remaining devices
@@ -252,9 +254,14 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def run_or_exit(fn: Callable[..., Any], *args, **kwargs) -> Any:
-  """fn(*args, **kwargs); a HypernetsError exits with 'error: <message>' (status 1)."""
+  """fn(*args, **kwargs); a HypernetsError exits with 'error: <message>' (status 1),
+  a PreemptedError with 'stopped: <message>' (status 75: rerun to resume)."""
   try:
     return fn(*args, **kwargs)
+  except PreemptedError as e:
+    # Not a failure: the run checkpointed and asks to be rerun (status 75).
+    print(f"stopped: {e}", file=sys.stderr)
+    sys.exit(PreemptedError.EXIT_CODE)
   except HypernetsError as e:
     if _show_traceback():
       raise

@@ -19,3 +19,13 @@ class TrainingDivergedError(HypernetsError, FloatingPointError):
 
 class DatasetNotFoundError(HypernetsError, FileNotFoundError):
   """A dataset is not where the config says; the message says where to put it."""
+
+
+class PreemptedError(HypernetsError):
+  """SIGTERM or SIGINT arrived: the loop checkpointed the step it reached and stopped.
+
+  Launchers exit with `EXIT_CODE` (75, EX_TEMPFAIL: "try again"); rerunning the same
+  command resumes from that checkpoint, bit-identically.
+  """
+
+  EXIT_CODE = 75

@@ -1,4 +1,5 @@
-"""The Assumption 1 and 2 checks: end to end, the masked widths, the target, inits."""
+"""The Assumption 1 and 2 checks: end to end on the one loop, learning, resume, the
+masked widths, the target, inits."""
 
 import json
 import math
@@ -16,14 +17,18 @@ import tensorflow_datasets as tfds
 
 from conftest import REPO_ROOT
 from conftest import load_config
-from hypernets.experiments import assumptions
+from hypernets.experiments import assumption1
+from hypernets.experiments import plain_nets
+from hypernets.experiments import plain_training
 from hypernets.experiments import registry
 from hypernets.data import images
 from hypernets.errors import ConfigError
+from hypernets.errors import PreemptedError
+from hypernets.training import preemption
 
 A1_PER_SEED = ("f1_f2_rms", "f1_y_rms", "f2_y_rms", "f1_f2_over_f1_y", "f1_f2_mse",
-               "f1_y_over_target_std",
-               "f1_y_mse", "init_f1_f2_rms", "init_f1_y_rms", "train_loss_last_epoch")
+               "f1_y_over_target_std", "f1_y_mse", "f2_y_mse", "train_mse",
+               "init_f1_f2_rms", "init_f1_y_rms", "init_train_mse")
 A2_BY_WIDTH = ("test_mse_by_width", "train_mse_by_width", "test_error_by_width")
 
 
@@ -50,11 +55,14 @@ def test_assumption1_small_writes_documented_results(tmp_path):
       "student": 784 * 16 + 16 + 16 * 10 + 10}
   assert results["steps"] == config.num_epochs * (256 // config.batch_size)
   assert results["seeds"] == [0, 1] and results["input_shape"] == [28, 28, 1]
-  for key in ("compile_seconds", "train_seconds", "wall_seconds", "target_std_rms"):
+  for key in ("compile_seconds", "train_seconds_this_run", "wall_seconds",
+              "target_std_rms"):
     assert results[key] > 0
   assert (tmp_path / "config.json").exists()
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["16", "8"]  # each epoch of 8 steps
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-  assert any("eval_f1_f2_rms" in json.loads(line) for line in lines)
+  assert any("eval_f1_f2_mse" in json.loads(line) for line in lines)
+  assert any("train_loss" in json.loads(line) for line in lines)
 
 
 def test_assumption2_small_writes_documented_results(tmp_path):
@@ -81,6 +89,48 @@ def test_assumption2_small_writes_documented_results(tmp_path):
   assert results["input_dim"] == 64 and results["num_train_examples"] == 256
 
 
+def test_assumption1_training_brings_both_students_to_the_target(tmp_path):
+  """Training must clearly lower the students' error, and the claim's distances move
+  the way training implies: both students approach y, so they approach each other."""
+  config = load_config("assumption1", "small")
+  config.optimizer.learning_rate = 0.1
+  config.num_epochs = 10
+  r = registry.run(config, str(tmp_path))
+  assert r["train_mse"] < 0.25 * r["init_train_mse"]
+  assert r["f1_y_rms"] < 0.5 * r["init_f1_y_rms"]
+  assert r["f1_f2_rms"] < 0.5 * r["init_f1_f2_rms"]
+
+
+def test_assumption2_training_lowers_every_widths_error(tmp_path):
+  config = load_config("assumption2", "small")
+  r = registry.run(config, str(tmp_path))
+  final, init = np.array(r["train_mse_by_width"]), np.array(r["init_train_mse_by_width"])
+  assert np.all(final < 0.9 * init)
+  assert final[-1] < 0.5 * init[-1]
+  assert np.all(np.array(r["test_mse_by_width"]) < np.array(r["init_test_mse_by_width"]))
+  # Trained, a wider net fits the training set better (the direction of the claim).
+  assert final[-1] < final[0]
+
+
+@pytest.mark.parametrize("name", ["assumption1", "assumption2"])
+def test_a_stopped_assumption_run_resumes_to_the_same_results(tmp_path, monkeypatch, name):
+  config = load_config(name, "small")
+  reference = registry.run(config, str(tmp_path / "reference"))
+  calls = {"n": 0}
+
+  def stop_on_second_call(self):
+    calls["n"] += 1
+    return calls["n"] == 2
+
+  monkeypatch.setattr(preemption.StopRequests, "should_stop", stop_on_second_call)
+  with pytest.raises(PreemptedError):
+    registry.run(config, str(tmp_path / "stopped"))
+  monkeypatch.undo()
+  resumed = registry.run(config, str(tmp_path / "stopped"))
+  assert 0 < resumed["steps_this_run"] < reference["steps_this_run"]
+  assert resumed["per_seed"] == reference["per_seed"]
+
+
 def _slice_width(params, width):
   """The width-`width` network's params inside a padded OneHiddenMLP's params."""
   return {"Dense_0": {"kernel": params["Dense_0"]["kernel"][:, :width],
@@ -99,12 +149,12 @@ def test_masked_width_net_is_exactly_the_unpadded_net(width):
   exactly zero gradient and keep their initial weights.
   """
   max_width, d = 9, 12
-  padded = assumptions.OneHiddenMLP(width=max_width, activation="elu")
-  narrow = assumptions.OneHiddenMLP(width=width, activation="elu")
+  padded = plain_nets.OneHiddenMLP(width=max_width, activation="elu")
+  narrow = plain_nets.OneHiddenMLP(width=width, activation="elu")
   x = jax.random.normal(jax.random.key(1), (16, d))
   y = jax.nn.one_hot(jnp.arange(16) % 10, 10)
-  params = assumptions.torch_init(
-      jax.random.key(0), assumptions.param_template(padded, x))
+  params = plain_nets.torch_init(
+      jax.random.key(0), plain_nets.param_template(padded, x))
 
   def loss(model, p, **kw):
     return jnp.mean(jnp.square(model.apply({"params": p}, x, **kw) - y))
@@ -144,11 +194,11 @@ def test_masked_width_net_is_exactly_the_unpadded_net(width):
 
 def test_init_for_width_gives_pytorch_output_layer_bound():
   max_width = 29
-  model = assumptions.OneHiddenMLP(width=max_width)
-  params = assumptions.torch_init(
-      jax.random.key(3), assumptions.param_template(model, jnp.zeros((1, 5))))
+  model = plain_nets.OneHiddenMLP(width=max_width)
+  params = plain_nets.torch_init(
+      jax.random.key(3), plain_nets.param_template(model, jnp.zeros((1, 5))))
   for width in (1, 4, 29):
-    narrowed = assumptions.init_for_width(params, width=width, max_width=max_width)
+    narrowed = plain_nets.init_for_width(params, width=width, max_width=max_width)
     kernel = np.asarray(narrowed["Dense_1"]["kernel"])
     assert np.abs(kernel).max() <= 1 / math.sqrt(width) + 1e-6
     np.testing.assert_allclose(kernel, params["Dense_1"]["kernel"]
@@ -157,9 +207,9 @@ def test_init_for_width_gives_pytorch_output_layer_bound():
 
 
 def test_torch_init_uses_each_layers_fan_in():
-  target = assumptions.TargetCNN()
-  template = assumptions.param_template(target, jnp.zeros((1, 28, 28, 1)))
-  params = assumptions.torch_init(jax.random.key(0), template)
+  target = plain_nets.TargetCNN()
+  template = plain_nets.param_template(target, jnp.zeros((1, 28, 28, 1)))
+  params = plain_nets.torch_init(jax.random.key(0), template)
   chex.assert_trees_all_equal_shapes_and_dtypes(params, template)
   chex.assert_shape(params["Conv_1"]["kernel"], (10, 10, 20, 40))
   fan_ins = {"Conv_0": 10 * 10 * 1, "Conv_1": 10 * 10 * 20, "Dense_0": 40}
@@ -173,27 +223,28 @@ def test_torch_init_uses_each_layers_fan_in():
 
 def test_target_cnn_output_shape_and_deterministic_in_the_seed():
   config = load_config("assumption1", "small")
-  target = assumptions.create_target(config)
+  target = assumption1.create_target(config)
   x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1), minval=-1, maxval=1)
-  p0 = assumptions.init_target(target, seed=0, input_shape=(28, 28, 1))
-  p0_again = assumptions.init_target(target, seed=0, input_shape=(28, 28, 1))
-  p1 = assumptions.init_target(target, seed=1, input_shape=(28, 28, 1))
+  p0 = assumption1.init_target(target, seed=0, input_shape=(28, 28, 1))
+  p0_again = assumption1.init_target(target, seed=0, input_shape=(28, 28, 1))
+  p1 = assumption1.init_target(target, seed=1, input_shape=(28, 28, 1))
   chex.assert_trees_all_equal(p0, p0_again)
   y0 = target.apply({"params": p0}, x)
   chex.assert_shape(y0, (5, 10))
   np.testing.assert_array_equal(y0, target.apply({"params": p0_again}, x))
   assert not np.allclose(y0, target.apply({"params": p1}, x))
   # CIFAR-sized inputs: 32 -> 12 -> 2, so 2 * 2 * 40 = 160 features (authors' d).
-  p_cifar = assumptions.init_target(target, seed=0, input_shape=(32, 32, 3))
+  p_cifar = assumption1.init_target(target, seed=0, input_shape=(32, 32, 3))
   chex.assert_shape(p_cifar["Dense_0"]["kernel"], (160, 10))
 
 
 @pytest.mark.parametrize("unit_norm_rows,layers",
                          [("all", ("Dense_0", "Dense_1")), ("first", ("Dense_0",))])
 def test_students_have_unit_norm_rows_at_init(unit_norm_rows, layers):
-  student = assumptions.OneHiddenMLP(width=100)
-  init_keys, _ = assumptions.student_keys(seed=0, num_seeds=3, same_order=False)
-  init = jax.vmap(jax.vmap(lambda k: assumptions.init_student(
+  student = plain_nets.OneHiddenMLP(width=100)
+  repeat_keys = jax.random.split(jax.random.key(0), 3)
+  init_keys = jax.vmap(assumption1.student_keys)(repeat_keys)  # [3, 2]
+  init = jax.vmap(jax.vmap(lambda k: assumption1.init_student(
       k, student=student, input_dim=784, unit_norm_rows=unit_norm_rows)))
   params = init(init_keys)  # leaves [3, 2, ...]
   for layer in ("Dense_0", "Dense_1"):
@@ -212,11 +263,11 @@ def test_student_keys_share_data_order_only_when_asked():
   def same(a, b):
     return bool(np.all(jax.random.key_data(a) == jax.random.key_data(b)))
 
-  init_keys, data_keys = assumptions.student_keys(seed=0, num_seeds=2, same_order=True)
-  assert same(data_keys[:, 0], data_keys[:, 1])
-  assert not same(init_keys[:, 0], init_keys[:, 1])
-  _, data_keys = assumptions.student_keys(seed=0, num_seeds=2, same_order=False)
-  assert not same(data_keys[:, 0], data_keys[:, 1])
+  key = jax.random.key(7)
+  shared = assumption1.student_keys(key, same=True)
+  assert same(shared[0], shared[1])
+  apart = assumption1.student_keys(key)
+  assert not same(apart[0], apart[1])
 
 
 def test_labeled_loader_keeps_images_and_labels_aligned():

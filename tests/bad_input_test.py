@@ -138,8 +138,12 @@ def test_disk_full_on_results_write(tmp_path, monkeypatch):
   config = load_config("synthetic", "small")
   config.num_train_steps = 10
   registry.run(config, str(tmp_path))
+  # A results.json of an earlier state (as a run resumed past it leaves behind), so the
+  # rerun evaluates and writes again instead of returning the finished run's results.
+  stale = json.loads((tmp_path / "results.json").read_text())
+  stale["step"] = 5
+  (tmp_path / "results.json").write_text(json.dumps(stale))
   results = (tmp_path / "results.json").read_text()
-  config.num_train_steps = 10
 
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")

@@ -1,7 +1,8 @@
 """`run(config, workdir)`: the entry point launchers call, by `config.experiment`.
 
 Most experiments train a conditioned model (`training.train_and_evaluate`); the
-assumption checks of the paper train plain networks (`assumptions.py`).
+assumption checks of the paper train plain networks (`assumption1.py`,
+`assumption2.py`); all of them on the one loop (training/loop.py).
 """
 
 import ml_collections
@@ -21,7 +22,10 @@ def run(config: ml_collections.ConfigDict, workdir: str):
   if experiment == "conditioned":
     from hypernets import training  # pylint: disable=g-import-not-at-top
     return training.train_and_evaluate(config, workdir)
-  if experiment in ("assumption1", "assumption2"):
-    from hypernets.experiments import assumptions  # pylint: disable=g-import-not-at-top
-    return getattr(assumptions, f"run_{experiment}")(config, workdir)
+  if experiment == "assumption1":
+    from hypernets.experiments import assumption1  # pylint: disable=g-import-not-at-top
+    return assumption1.run(config, workdir)
+  if experiment == "assumption2":
+    from hypernets.experiments import assumption2  # pylint: disable=g-import-not-at-top
+    return assumption2.run(config, workdir)
   raise ConfigError(f"unknown config.experiment {experiment!r}; choose one of {EXPERIMENTS}")

@@ -1,258 +1,385 @@
-"""`train_and_evaluate(config, workdir)`: the one training loop.
+"""The one training loop: `run(spec, settings, ...)` trains whatever a `TrainSpec` holds.
 
-One jitted step (vmap over conditioning inputs inside), data on device, batch order
-derived from (seed, step) so a resumed run sees the same batches, periodic
-evaluation, metrics through `MetricWriter`, orbax checkpoints with
-restore-or-initialize, and `config.json` / `results.json` in the workdir.
+The loop does not know what it trains: a conditioned model (training/conditioned.py),
+a pair of students or a stack of widths (experiments/assumption*.py) all come as an
+init function, a pure step and an evaluation, each for ONE seed. The loop gives them:
+- seeds as a batch: `vmap` over the seeds' states and data keys, one program;
+- one program over a device mesh (state replicated or split by seed, training rows
+  replicated or split over 'data');
+- several steps per dispatched call (`lax.scan`), by default up to the next log /
+  eval / checkpoint event (`steps_per_call=0`), bit-identical to one step per call;
+  step metrics are summed on device and fetched once per log event;
+- a non-finite metric is caught on device at the step it happens and reported, with
+  that step and seed, at the next event; a diverged state is never checkpointed;
+- orbax checkpoints with restore-or-initialize (batches and keys derive from
+  (seed, step), so a resumed run is bit-identical to an uninterrupted one);
+- SIGTERM / SIGINT: the call in flight finishes, the step reached is checkpointed,
+  metrics are flushed, and `PreemptedError` (launcher exit status 75) is raised;
+- metrics.jsonl / TensorBoard, progress lines, and results.json at the end.
 """
 
+import dataclasses
 import functools
+import json
 import os
 import time
+from typing import Any, Callable
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hypernets.training import checkpoints
-from hypernets import data as data_lib
-from hypernets.parallel import distributed
-from hypernets.training import metric_writers
-from hypernets import params as params_lib
-from hypernets.parallel import sharding
-from hypernets.training import workdir as workdir_lib
-from hypernets.config import check_training_config
+from hypernets.errors import PreemptedError
 from hypernets.errors import TrainingDivergedError
 from hypernets.errors import WorkdirError
-from hypernets.training.state import TrainState
+from hypernets.parallel import distributed
+from hypernets.parallel import sharding
+from hypernets.training import checkpoints
+from hypernets.training import metric_writers
+from hypernets.training import preemption
+from hypernets.training import workdir as workdir_lib
 from hypernets.training.state import init_and_data_keys
 from hypernets.training.state import summarize_seeds
-from hypernets.training.steps import check_batch_fits
-from hypernets.training.steps import create_model_and_optimizer
-from hypernets.training.steps import create_train_state
-from hypernets.training.steps import evaluate_splits
-from hypernets.training.steps import make_eval_fn
-from hypernets.training.steps import make_train_step
-from hypernets.training.steps import place_train_data
 
 
-def _first_non_finite(history: list[tuple[int, dict[str, np.ndarray]]]
-                      ) -> tuple[int, str, int, float] | None:
-  """(step, metric, seed index, value) of the first non-finite train metric, or None."""
-  for step, metrics in history:
-    for name, values in metrics.items():
-      bad = np.flatnonzero(~np.isfinite(values))
-      if bad.size:
-        return step, name, int(bad[0]), float(values[bad[0]])
-  return None
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """What the loop trains. Every function is for ONE seed; the loop vmaps over seeds.
+
+  Attributes:
+    init: init_key -> the seed's initial state, a pytree with an int32 `step` leaf
+      (e.g. a TrainState).
+    step: (state, train_data, data_key) -> (state advanced by one step, {name:
+      scalar metric}). Pure and jittable; it derives the step's randomness from
+      fold_in(data_key, state.step) so that batches depend on (seed, step) only.
+    evaluate: (state, eval_data) -> {name: scalar}; at eval events and at the end.
+    train_data: arrays the step reads (replicated, or split over 'data' if
+      `split_train_data`, rows on the leading axis).
+    eval_data: arrays `evaluate` reads (replicated).
+    results: (per_seed, initial) -> (more per-seed values {name: [S, ...]}, more
+      results.json fields), on the host, where per_seed is the final evaluation
+      {name: [S, ...]} and initial that of the initial state (None unless
+      `evaluate_initial`). Per-seed values are summarised like the evaluation's.
+    evaluate_initial: also evaluate the initial state (for 'before vs after').
+    description: one line for the log.
+  """
+
+  init: Callable[[jax.Array], Any]
+  step: Callable[[Any, Any, jax.Array], tuple[Any, dict]]
+  evaluate: Callable[[Any, Any], dict]
+  train_data: Any
+  eval_data: Any
+  split_train_data: bool = False
+  results: Callable[[dict, dict | None], tuple[dict, dict]] | None = None
+  evaluate_initial: bool = False
+  description: str = ""
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains `config.model.kind` on `config.data`; resumes from workdir if possible.
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+  """How long and how often: steps, events, seeds, layout over the mesh."""
 
-  Writes to workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/ and,
-  at the end, results.json (final metrics, parameter counts, timings).
+  num_steps: int
+  log_every: int
+  eval_every: int
+  checkpoint_every: int
+  max_checkpoints_to_keep: int = 2
+  seed: int = 0
+  num_seeds: int = 1
+  steps_per_call: int = 0  # 0: up to the next event (one call per log interval)
+  shard_seeds: bool = False
+  shard_heads: bool = False
 
-  `config.num_seeds` seeds (config.seed, config.seed + 1, ...) train together in
-  one compiled program; results report their mean, std and per-seed values.
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "LoopSettings":
+    """The settings of a step-based training config (num_train_steps, *_every_steps)."""
+    mesh_cfg = sharding.mesh_config(config)
+    return cls(
+        num_steps=config.num_train_steps, log_every=config.log_every_steps,
+        eval_every=config.eval_every_steps,
+        checkpoint_every=config.checkpoint_every_steps,
+        max_checkpoints_to_keep=config.max_checkpoints_to_keep, seed=config.seed,
+        num_seeds=config.num_seeds, steps_per_call=config.get("steps_per_call", 0),
+        shard_seeds=mesh_cfg.get("shard_seeds", False),
+        shard_heads=mesh_cfg.get("shard_heads", False))
+
+
+def _call_fn(seeds_step: Callable, *, num_steps: int) -> Callable:
+  """(state, acc, train, keys) -> (state, acc) after `num_steps` steps (one lax.scan).
+
+  acc = (metric sums {name: [S]}, first bad step [S], metrics at that step), carried
+  from call to call until the host reads it: the sums add up step by step in the
+  same order however many steps run per call, and the first step at which a metric
+  of a seed is not finite is recorded (1-based: the step count reached) with that
+  step's metrics, so the host names it exactly.
+  """
+
+  def call(state, acc, train, keys):
+
+    def body(carry, _):
+      state, (sums, first_bad, bad_metrics) = carry
+      new_state, metrics = seeds_step(state, train, keys)  # metrics {name: [S]}
+      finite = functools.reduce(jnp.logical_and,
+                                [jnp.isfinite(v) for v in jax.tree.leaves(metrics)])
+      newly_bad = (first_bad < 0) & ~finite  # [S]
+      first_bad = jnp.where(newly_bad, new_state.step, first_bad)
+      bad_metrics = jax.tree.map(lambda old, new: jnp.where(newly_bad, new, old),
+                                 bad_metrics, metrics)
+      sums = jax.tree.map(jnp.add, sums, metrics)
+      return (new_state, (sums, first_bad, bad_metrics)), None
+
+    (state, acc), _ = jax.lax.scan(body, (state, acc), None, length=num_steps)
+    return state, acc
+
+  return call
+
+
+def _empty_accumulator(seeds_step: Callable, state, train, keys):
+  """Zero sums, no bad step (-1), zero metrics: the accumulator `_call_fn` carries."""
+  shapes = jax.eval_shape(lambda st: seeds_step(st, train, keys)[1], state)
+  zeros = lambda: jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)  # pylint: disable=unnecessary-lambda-assignment
+  return zeros(), np.full(state.step.shape, -1, np.int32), zeros()
+
+
+def _placed_keys(keys: jax.Array, mesh, *, split: bool) -> jax.Array:
+  """Keys travel as raw uint32 data: every process holds the same values, and
+  device_put onto a mesh spanning processes takes plain arrays."""
+  where = sharding.batch_sharding(mesh) if split else sharding.replicated(mesh)
+  return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(keys), where))
+
+
+def _place_train_data(train, mesh, *, split: bool):
+  """The training rows on the mesh: replicated, or (split) this process's rows as its
+  part of one global array split over 'data'."""
+  if not split:
+    return jax.device_put(train, sharding.replicated(mesh))
+  placed = sharding.global_rows(train, mesh)
+  logging.info("Training rows split over 'data': %d in this process, %d per device",
+               len(jax.tree.leaves(train)[0]),
+               jax.tree.leaves(placed)[0].addressable_shards[0].data.shape[0])
+  return placed
+
+
+def _finished_results(workdir: str, step: int) -> dict | None:
+  """results.json of a run that already finished at `step`, or None."""
+  path = os.path.join(workdir, "results.json")
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
+  return results if results.get("step") == step else None
+
+
+def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections.ConfigDict,
+        workdir: str) -> tuple[Any, dict]:
+  """Trains `spec` for settings.num_steps steps into workdir (resuming if possible).
+
+  Writes config.json, metrics.jsonl, tensorboard/, checkpoints/ and results.json:
+  {step, num_seeds, seeds, <metric> mean / <metric>_std / per_seed over seeds,
+  **spec.results(...), compile_seconds, train_seconds_this_run, steps_this_run,
+  steps_per_second}. A rerun of a finished run returns its results without training.
 
   Returns:
-    The final TrainState; every leaf has a leading [num_seeds] axis.
+    (final state with a leading [num_seeds] axis on every leaf, results dict).
   """
-  check_training_config(config)
+  s = settings
   if config.get("debug_nans", False):
-    # Every jitted op is checked and re-run un-jitted at the first NaN: slow,
-    # for debugging only. By default the loss is checked at log steps.
-    jax.config.update("jax_debug_nans", True)
-  # Multi-process: process 0 alone writes the workdir, metrics and results.
+    jax.config.update("jax_debug_nans", True)  # every op checked: slow, for debugging
   workdir = workdir_lib.prepare_workdir(workdir, config)
-
-  mesh_cfg = sharding.mesh_config(config)
-  mesh = sharding.create_mesh(mesh_cfg)
-  shard_data = mesh_cfg.get("shard_train_data", False)
-  # Per-host loading: each process reads only its share of the training rows.
-  dataset = data_lib.create_dataset(
-      config.data, train_shard=(jax.process_index(), jax.process_count()) if shard_data
-      else None)
-  check_batch_fits(dataset, config.batch.conditions, mesh=mesh if shard_data else None)
-  example = jax.tree.map(lambda a: a[0], dataset.test)
-  model_config, budget_knob, model, primary, tx = create_model_and_optimizer(
-      config, example, output_dim=dataset.output_dim)
-  sharding.check_divisible(mesh=mesh, batch_conditions=config.batch.conditions,
-                           shard_seeds=mesh_cfg.shard_seeds)
-  num_seeds = config.num_seeds
-  num_seeds_run = sharding.padded_num_seeds(mesh=mesh, num_seeds=num_seeds,
-                                            shard_seeds=mesh_cfg.shard_seeds)
-  if num_seeds_run != num_seeds:
+  num_seeds_run = sharding.padded_num_seeds(mesh=mesh, num_seeds=s.num_seeds,
+                                            shard_seeds=s.shard_seeds)
+  if num_seeds_run != s.num_seeds:
     logging.info("Seed axis padded from %d to %d to split evenly over %d devices; the "
                  "extra seeds train and are dropped from every reported figure",
-                 num_seeds, num_seeds_run, sharding.data_axis_size(mesh))
+                 s.num_seeds, num_seeds_run, sharding.data_axis_size(mesh))
 
   def real_seeds(per_seed):
     """Drops the padding seeds: leading axis num_seeds_run -> num_seeds."""
-    return jax.tree.map(lambda a: a[:num_seeds], per_seed)
+    return jax.tree.map(lambda a: a[:s.num_seeds], per_seed)
 
-  # Seeds as a batch: every leaf of the state has a leading [num_seeds_run] axis and
-  # one compiled program trains all seeds (vmap over init, data order and keys).
-  init_keys, data_keys = init_and_data_keys(config.seed, num_seeds_run)
-  calibration_conds = dataset.eval_splits["train"].cond[:256]
-  state = jax.jit(jax.vmap(
-      lambda k: create_train_state(model, tx, k, example, calibration_conds)))(init_keys)
-  # One program over the mesh: state replicated (or split by seed), training rows
-  # replicated (or split, shard_train_data), each batch's conditioning inputs split
-  # over the data axis.
-  state_sharding = sharding.state_shardings(state, mesh, shard_seeds=mesh_cfg.shard_seeds,
-                                            shard_heads=mesh_cfg.shard_heads)
+  init_keys, data_keys = init_and_data_keys(s.seed, num_seeds_run)
+  state = jax.jit(jax.vmap(spec.init))(init_keys)
+  state_sharding = sharding.state_shardings(state, mesh, shard_seeds=s.shard_seeds,
+                                            shard_heads=s.shard_heads)
   state = jax.device_put(state, state_sharding)
-  train_data = place_train_data(dataset.train, mesh, split=shard_data)
-  # Keys travel as raw uint32 data: every process holds the same values, and
-  # device_put onto a mesh spanning processes takes plain arrays.
-  data_keys = jax.random.wrap_key_data(jax.device_put(
-      jax.random.key_data(data_keys),
-      sharding.batch_sharding(mesh) if mesh_cfg.shard_seeds else sharding.replicated(mesh)))
-  counts = params_lib.parameter_counts(jax.tree.map(lambda a: a[0], state.params), primary)
-  logging.info("Model %s, parameter counts %s, %d seed(s)", config.model.kind, counts,
-               config.num_seeds)
+  train_data = _place_train_data(spec.train_data, mesh, split=spec.split_train_data)
+  eval_data = jax.device_put(spec.eval_data, sharding.replicated(mesh))
+  data_keys = _placed_keys(data_keys, mesh, split=s.shard_seeds)
+  eval_fn = jax.jit(jax.vmap(spec.evaluate, in_axes=(0, None)),
+                    out_shardings=sharding.replicated(mesh))
+  initial_eval = (real_seeds(jax.device_get(eval_fn(state, eval_data)))
+                  if spec.evaluate_initial else None)
+  logging.info("%s; %d seed(s), %d steps", spec.description or "Training",
+               s.num_seeds, s.num_steps)
 
-  manager = checkpoints.create_manager(workdir, max_to_keep=config.max_checkpoints_to_keep)
+  manager = checkpoints.create_manager(workdir, max_to_keep=s.max_checkpoints_to_keep)
   try:
     state = checkpoints.restore_or_initialize(manager, state)
   except WorkdirError as e:
-    if not mesh_cfg.shard_seeds:
+    manager.close()
+    if not s.shard_seeds:
       raise
     raise WorkdirError(f"{e}; with config.mesh.shard_seeds the seed axis is padded to a "
                        f"multiple of the data axis ({num_seeds_run} seeds on "
                        f"{sharding.data_axis_size(mesh)} devices here): resume on the "
                        "device count that wrote the checkpoint") from e
-  start_step = int(state.step[0])
+  start_step = int(jax.device_get(state.step)[0])
+  if start_step == s.num_steps:
+    finished = _finished_results(workdir, start_step)
+    if finished is not None:
+      manager.close()
+      logging.info("%s already finished at step %d: results.json kept", workdir, start_step)
+      return real_seeds(state), finished
 
-  train_step = make_train_step(
-      model, tx, dataset, batch_conditions=config.batch.conditions,
-      batch_points=config.batch.points,
-      batch_sharding=None if mesh_cfg.shard_seeds else sharding.batch_sharding(mesh),
-      sharded_train_data=shard_data)
-  seeds_step = jax.vmap(train_step, in_axes=(0, None, 0))
+  seeds_step = jax.vmap(spec.step, in_axes=(0, None, 0))
+  replicated = sharding.replicated(mesh)
 
-  def run_steps(state, train, keys, *, num_steps):
-    """`num_steps` steps in one call (lax.scan): metrics get a leading step axis."""
-    return jax.lax.scan(lambda st, _: seeds_step(st, train, keys), state, None,
-                        length=num_steps)
+  def new_accumulator():
+    return jax.device_put(_empty_accumulator(seeds_step, state, train_data, data_keys),
+                          replicated)
 
-  steps_per_call = config.get("steps_per_call", 1)
-  compile_start = time.perf_counter()
-  # k steps per call (fewer dispatches for small models) and single steps to land
-  # exactly on log/eval/checkpoint boundaries; compiled only if needed.
+  acc = new_accumulator()  # on device, since the last log event
+  acc_steps = 0
   compiled = {}
 
-  def step_fn(num_steps):
+  def call_fn(num_steps):
+    """The compiled program for `num_steps` steps (one per distinct length)."""
     if num_steps not in compiled:
       compiled[num_steps] = jax.jit(
-          functools.partial(run_steps, num_steps=num_steps), donate_argnums=0,
-          # Metrics replicated: every process can read them (host syncs at log steps).
-          out_shardings=(state_sharding, sharding.replicated(mesh)),
-      ).lower(state, train_data, data_keys).compile()
+          _call_fn(seeds_step, num_steps=num_steps), donate_argnums=(0, 1),
+          # The accumulator replicated: every process can read it.
+          out_shardings=(state_sharding, replicated),
+      ).lower(state, acc, train_data, data_keys).compile()
     return compiled[num_steps]
 
-  step_fn(steps_per_call)
+  def steps_to_next_event(step):
+    every = (s.log_every, s.eval_every, s.checkpoint_every)
+    return min([s.num_steps - step] + [e - step % e for e in every])
+
+  def steps_this_call(step):
+    to_event = steps_to_next_event(step)
+    return to_event if s.steps_per_call <= 0 else min(s.steps_per_call, to_event)
+
+  compile_start = time.perf_counter()
+  if start_step < s.num_steps:
+    call_fn(steps_this_call(start_step))
   compile_seconds = time.perf_counter() - compile_start
-  eval_fn = jax.jit(jax.vmap(
-      make_eval_fn(model, dataset.task, conditions_per_chunk=config.eval_conditions_per_chunk),
-      in_axes=(0, None)), out_shardings=sharding.replicated(mesh))
 
   writer = metric_writers.MetricWriter(workdir)
   if start_step == 0:
     writer.write_hparams(workdir_lib.flatten_dict(workdir_lib.config_to_json_dict(config)))
-  progress = metric_writers.ReportProgress(num_train_steps=config.num_train_steps,
-                                           writer=writer)
-  history = []  # (first step, device metrics [steps, S]) since the last check
+  progress = metric_writers.ReportProgress(num_train_steps=s.num_steps, writer=writer)
   last_saved = manager.latest_step()
-  train_start = time.perf_counter()
 
-  def check_history():
-    nonlocal history
-    if not history:
+  def check_finite():
+    """Raises TrainingDivergedError at the first non-finite metric since the last log."""
+    first_bad, bad_metrics = jax.device_get(acc[1:])
+    first_bad = first_bad[:s.num_seeds]
+    seeds = np.flatnonzero(first_bad >= 0)
+    if not seeds.size:
       return
-    host_history = []
-    for first, stacked in jax.device_get(history):
-      steps = len(next(iter(stacked.values())))
-      host_history += [(first + i, {k: v[i][:num_seeds] for k, v in stacked.items()})
-                       for i in range(steps)]
-    bad = _first_non_finite(host_history)
-    if bad is not None:
-      manager.wait_until_finished()
-      kept = (f"last good checkpoint: step {last_saved} in {manager.directory}"
-              if last_saved is not None else "no checkpoint was written")
-      seed = (f" (seed {config.seed + bad[2]})" if config.num_seeds > 1 else "")
-      raise TrainingDivergedError(
-          f"training {bad[1]} became {bad[3]} at step {bad[0]}{seed}; stopped, {kept}")
-    means = jax.tree.map(lambda *v: float(np.mean(v)), *[m for _, m in host_history])
-    writer.write_scalars(host_history[-1][0], {f"train_{k}": v for k, v in means.items()})
-    history = []
+    seed_index = int(seeds[np.argmin(first_bad[seeds])])
+    name, value = next((k, float(v[seed_index])) for k, v in bad_metrics.items()
+                       if not np.isfinite(v[seed_index]))
+    manager.wait_until_finished()
+    kept = (f"last good checkpoint: step {last_saved} in {manager.directory}"
+            if last_saved is not None else "no checkpoint was written")
+    seed = f" (seed {s.seed + seed_index})" if s.num_seeds > 1 else ""
+    raise TrainingDivergedError(
+        f"training {name} became {value} at step {int(first_bad[seed_index])}{seed}; "
+        f"stopped, {kept}")
+
+  def write_train_metrics(step):
+    nonlocal acc, acc_steps
+    check_finite()
+    if not acc_steps:
+      return
+    sums = jax.device_get(acc[0])
+    writer.write_scalars(step, {f"train_{k}": float(np.mean(v[:s.num_seeds])) / acc_steps
+                                for k, v in sums.items()})
+    acc, acc_steps = new_accumulator(), 0
 
   def write_eval(step):
-    summary = summarize_seeds(real_seeds(evaluate_splits(eval_fn, state.params, dataset)))
+    summary = summarize_seeds(real_seeds(jax.device_get(eval_fn(state, eval_data))))
     summary.pop("per_seed")
-    writer.write_scalars(step, {f"eval_{k}": v for k, v in summary.items()
-                                if not (k.endswith("_std") and config.num_seeds == 1)})
-
-  def steps_to_next_event(step):
-    every = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
-    return min([config.num_train_steps - step] + [e - step % e for e in every])
+    scalars = {}
+    for name, value in summary.items():
+      if name.endswith("_std") and s.num_seeds == 1:
+        continue
+      if isinstance(value, list):  # a vector metric: one scalar per entry
+        scalars.update({f"eval_{name}_{i}": v for i, v in enumerate(value)})
+      else:
+        scalars[f"eval_{name}"] = value
+    writer.write_scalars(step, scalars)
 
   # XLA:CPU with several devices in one process deadlocks when many calls with
   # collectives are in flight (device threads of the next call wait in a rendezvous
   # while the current one cannot get a thread: seen with 8 host devices on 2 cores).
   # Accelerators keep asynchronous dispatch.
   one_call_in_flight = jax.default_backend() == "cpu" and jax.local_device_count() > 1
-  try:
-    step = start_step
-    while step < config.num_train_steps:
-      num_steps = steps_per_call if steps_to_next_event(step) >= steps_per_call else 1
-      state, metrics = step_fn(num_steps)(state, train_data, data_keys)
-      if one_call_in_flight:
-        jax.block_until_ready(state)
-      history.append((step + 1, metrics))
-      step += num_steps
-      progress(step)
-      is_last = step == config.num_train_steps
-      if step % config.log_every_steps == 0 or is_last:
-        check_history()
-      if step % config.eval_every_steps == 0 or is_last:
-        write_eval(step)
-      if step % config.checkpoint_every_steps == 0 or is_last:
-        check_history()  # never checkpoint a diverged state
-        checkpoints.save(manager, step, state)
-        last_saved = step
-    train_seconds = time.perf_counter() - train_start
-    steps_done = config.num_train_steps - start_step
-    results = {
-        "method": config.model.kind,
-        "step": int(state.step[0]),
-        "num_seeds": config.num_seeds,
-        "seeds": [config.seed + s for s in range(config.num_seeds)],
-        **summarize_seeds(real_seeds(evaluate_splits(eval_fn, state.params, dataset))),
-        "param_counts": counts,
-        "train_rows": {"per_process": int(len(jax.tree.leaves(dataset.train)[0])),
-                       "global": int(jax.tree.leaves(train_data)[0].shape[0]),
-                       "split_over_devices": bool(shard_data)},
-        "budget_matched": budget_knob,
-        "compile_seconds": compile_seconds,
-        "train_seconds_this_run": train_seconds,
-        "steps_this_run": steps_done,
-        "steps_per_second": steps_done / train_seconds if steps_done else None,
-    }
-    if distributed.is_primary():
-      path = os.path.join(workdir, "results.json")
-      try:
-        workdir_lib.write_json_atomic(path, results)
-      except OSError as e:
-        raise WorkdirError(f"could not write {path}: {e.strerror or e}; any previous "
-                           "results.json is untouched and the checkpoints are kept, so "
-                           "rerunning the command writes it") from e
-    logging.info("Final results: %s", {k: v for k, v in results.items() if k != "per_seed"})
-  finally:
-    manager.wait_until_finished()
-    manager.close()
-    writer.close()
-  return real_seeds(state) if num_seeds_run != num_seeds else state
+  train_start = time.perf_counter()
+  # Signals stop the run at the next call boundary until the run has ended (results
+  # written, files closed): a late SIGTERM no longer kills it halfway through.
+  with preemption.StopRequests() as stop:
+    try:
+      step = start_step
+      while step < s.num_steps:
+        num_steps = steps_this_call(step)
+        state, acc = call_fn(num_steps)(state, acc, train_data, data_keys)
+        if one_call_in_flight:
+          jax.block_until_ready(state)
+        acc_steps += num_steps
+        step += num_steps
+        progress(step)
+        stopping = stop.should_stop() and step < s.num_steps
+        is_last = step == s.num_steps
+        if step % s.log_every == 0 or is_last or stopping:
+          write_train_metrics(step)
+          writer.flush()  # metrics.jsonl readable while the run goes on
+        if step % s.eval_every == 0 or is_last:
+          write_eval(step)
+        if step % s.checkpoint_every == 0 or is_last or stopping:
+          check_finite()  # never checkpoint a diverged state
+          checkpoints.save(manager, step, state)
+          last_saved = step
+        if stopping:
+          manager.wait_until_finished()
+          writer.flush()
+          raise PreemptedError(f"stopped by a signal at step {step} of {s.num_steps}; "
+                               f"checkpoint written to {manager.directory}: rerun the "
+                               "same command to resume")
+      train_seconds = time.perf_counter() - train_start
+      steps_done = s.num_steps - start_step
+      per_seed = real_seeds(jax.device_get(eval_fn(state, eval_data)))
+      per_seed = {k: np.asarray(v, np.float64) for k, v in per_seed.items()}
+      more_per_seed, fields = (spec.results(per_seed, initial_eval) if spec.results
+                               else ({}, {}))
+      results = {
+          "step": int(jax.device_get(state.step)[0]),
+          "num_seeds": s.num_seeds,
+          "seeds": [s.seed + i for i in range(s.num_seeds)],
+          **summarize_seeds({**per_seed, **more_per_seed}),
+          **fields,
+          "compile_seconds": compile_seconds,
+          "train_seconds_this_run": train_seconds,
+          "steps_this_run": steps_done,
+          "steps_per_second": steps_done / train_seconds if steps_done else None,
+      }
+      if distributed.is_primary():
+        path = os.path.join(workdir, "results.json")
+        try:
+          workdir_lib.write_json_atomic(path, results)
+        except OSError as e:
+          raise WorkdirError(f"could not write {path}: {e.strerror or e}; any previous "
+                             "results.json is untouched and the checkpoints are kept, so "
+                             "rerunning the command writes it") from e
+      logging.info("Final results: %s",
+                   {k: v for k, v in results.items() if k != "per_seed"})
+    finally:
+      manager.wait_until_finished()
+      manager.close()
+      writer.close()
+  return real_seeds(state), results

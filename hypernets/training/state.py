@@ -40,11 +40,17 @@ def init_and_data_keys(seed: int, num_seeds: int) -> tuple[jax.Array, jax.Array]
 
 
 def summarize_seeds(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
-  """Mean (as the metric's own name), `<metric>_std` and `per_seed` lists."""
+  """Mean over seeds (as the metric's own name), `<metric>_std` and `per_seed` lists.
+
+  values [S] give float mean / std; values [S, ...] (a metric per width, say) give
+  lists of means / stds over the seed axis.
+  """
   summary = {}
   for name, values in per_seed.items():
-    summary[name] = float(np.mean(values))
-    summary[f"{name}_std"] = float(np.std(values))
-  summary["per_seed"] = {name: [float(v) for v in values]
+    values = np.asarray(values, np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    summary[name] = mean.tolist() if mean.ndim else float(mean)
+    summary[f"{name}_std"] = std.tolist() if std.ndim else float(std)
+  summary["per_seed"] = {name: np.asarray(values, np.float64).tolist()
                          for name, values in per_seed.items()}
   return summary

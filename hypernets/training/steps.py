@@ -5,12 +5,10 @@ loss, train step and evaluation, each for ONE seed (the loop vmaps over seeds).
 import functools
 from typing import Callable
 
-from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from hypernets import budget
@@ -123,19 +121,6 @@ def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
 
 
 
-def place_train_data(train, mesh, *, split: bool):
-  """The training rows on the mesh: replicated, or (split) this process's rows as its
-  part of one global array split over 'data'."""
-  if not split:
-    return jax.device_put(train, sharding.replicated(mesh))
-  placed = sharding.global_rows(train, mesh)
-  logging.info("Training rows split over 'data': %d in this process, %d per device",
-               len(jax.tree.leaves(train)[0]),
-               jax.tree.leaves(placed)[0].addressable_shards[0].data.shape[0])
-  return placed
-
-
-
 def check_batch_fits(dataset: data_lib.Dataset, batch_conditions: int, *,
                      mesh=None) -> None:
   """Each batch draws distinct rows: from the whole training set, or with `mesh`
@@ -153,16 +138,3 @@ def check_batch_fits(dataset: data_lib.Dataset, batch_conditions: int, *,
         f"config.batch.conditions={batch_conditions} with config.mesh.shard_train_data "
         f"must be a multiple of the data axis ({devices} devices) and at most "
         f"{per_device} per device (the training rows each device holds)")
-
-
-
-def evaluate_splits(eval_fn, params, dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
-  """{'train_<metric>': [S], 'test_<metric>': [S]} per seed; for regression also
-  test_rel_mse = test MSE / Var(test y)."""
-  results = {}
-  for name, split in dataset.eval_splits.items():
-    for metric, values in jax.device_get(eval_fn(params, split)).items():
-      results[f"{name}_{metric}"] = np.asarray(values, np.float64)
-  if dataset.task == "regression":
-    results["test_rel_mse"] = results["test_mse"] / float(jnp.var(dataset.test.y))
-  return results
