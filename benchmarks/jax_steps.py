@@ -28,6 +28,7 @@ from benchmarks import flops as flops_lib
 from hypernets import data as data_lib
 from hypernets.parallel import sharding
 from hypernets import training
+from hypernets.training.state import init_and_data_keys
 from hypernets.errors import DatasetNotFoundError
 from hypernets.errors import HypernetsError
 
@@ -172,8 +173,7 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
       config, example, output_dim=dataset.output_dim)
   mesh = sharding.create_mesh(sharding.mesh_config(config))
 
-  keys = training.seed_keys(config.seed, config.num_seeds)
-  init_keys, data_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+  init_keys, data_keys = init_and_data_keys(config.seed, config.num_seeds)
   calibration_conds = dataset.eval_splits["train"].cond[:256]
   train_data = dataset.train
   batch_sizes = dict(batch_conditions=config.batch.conditions,

@@ -69,6 +69,14 @@ def check_choice(config, field: str, choices) -> None:
     raise ConfigError(f"config.{field} is {value!r}; choose one of {tuple(choices)}")
 
 
+def check_batch_fits(field: str, batch: int, rows: int, what: str) -> None:
+  """Raises ConfigError unless a batch of `batch` distinct rows (config.<field>) fits in
+  a training set of `rows` rows (`what` names them, e.g. 'conditioning inputs')."""
+  if batch > rows:
+    raise ConfigError(f"config.{field}={batch} is larger than the training set "
+                      f"({rows} {what})")
+
+
 def check_training_config(config: ml_collections.ConfigDict) -> None:
   """Validates the fields `train_and_evaluate` reads; raises ConfigError on the first bad one."""
   # pylint: disable=g-import-not-at-top
@@ -145,11 +153,6 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     for field in fields + ("num_train_conditions", "num_test_conditions",
                            "points_per_condition"):
       check_int(config, f"data.{field}", minimum=1)
-    if config.batch.conditions > config.data.num_train_conditions:
-      raise ConfigError(
-          f"config.batch.conditions={config.batch.conditions} is larger than the "
-          f"training set (config.data.num_train_conditions="
-          f"{config.data.num_train_conditions})")
 
 
 # ----------------------------------------------------------------------------

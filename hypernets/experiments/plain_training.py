@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from hypernets import config as config_lib
 from hypernets.config import check_int
 from hypernets.errors import ConfigError
 from hypernets.data import images
@@ -47,9 +48,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
 
 
 def check_batch_fits(config: ml_collections.ConfigDict, num_train: int) -> None:
-  if config.batch_size > num_train:
-    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the "
-                      f"training set ({num_train} examples)")
+  config_lib.check_batch_fits("batch_size", config.batch_size, num_train, "examples")
 
 
 def loop_settings(config: ml_collections.ConfigDict, *, steps_per_epoch: int

@@ -12,6 +12,7 @@ import ml_collections
 import optax
 
 from hypernets import budget
+from hypernets import config as config_lib
 from hypernets import data as data_lib
 from hypernets import models
 from hypernets.errors import ConfigError
@@ -127,9 +128,8 @@ def check_batch_fits(dataset: data_lib.Dataset, batch_conditions: int, *,
   (sharded training rows) batch_conditions / D from each device's N / D rows."""
   rows = dataset.num_train_conditions
   if mesh is None:
-    if batch_conditions > rows:
-      raise ConfigError(f"config.batch.conditions={batch_conditions} is larger than "
-                        f"the training set ({rows} conditioning inputs)")
+    config_lib.check_batch_fits("batch.conditions", batch_conditions, rows,
+                                "conditioning inputs")
     return
   devices = sharding.data_axis_size(mesh)
   per_device = rows // sharding.local_data_devices(mesh)
