@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if "quick" in options:
     # On 4,000 digits, 10 epochs at lr 1e-3 leave both methods near chance
-    # (PAPER.md); the quick variant trains 20 epochs at lr 1e-2 with 3 seeds.
+    # (docs/paper_protocol.md); the quick variant trains 20 epochs at lr 1e-2 with 3 seeds.
     config.optimizer.learning_rate = 1e-2
     config.num_epochs = 20
     config.num_seeds = 3
