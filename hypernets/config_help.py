@@ -206,11 +206,13 @@ def show_and_exit(argv: list[str]) -> None:
     sys.exit("error: --show needs --config=configs/NAME.py[:VARIANT] (see --help)")
   spec = argv[i][len("--config="):] if argv[i].startswith("--config=") else argv[i]
   # A flag set of its own: the launcher's required flags (--workdir) are not needed.
-  flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
-                                  lock_config=True)
   overrides = [a for a in argv[1:] if a.startswith("--config.")]
-  config_lib.parse_or_exit(flag_values, [argv[0], f"--config={spec}", *overrides])
+  config_argv = [argv[0], f"--config={spec}", *overrides]
+  flag_values = flags.FlagValues()
+  # sys_argv: where ml_collections looks for the overrides (default: sys.argv).
+  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
+                                  lock_config=True, sys_argv=config_argv)
+  config_lib.parse_or_exit(flag_values, config_argv)
   try:
     print(describe_config(spec, flag_values.config))
   except (HypernetsError, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
