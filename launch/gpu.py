@@ -18,7 +18,8 @@ fails the others are stopped, and the exit status is non-zero.
 
 --platform=cpu runs the same on CPU (JAX_PLATFORMS=cpu, CUDA_VISIBLE_DEVICES
 untouched), for testing. --dry_run prints each command with its environment.
-Extra `--config.x=y` arguments are passed on to every process.
+Extra `--config.x=y` arguments, and --verbose (INFO logging), are passed on to every
+process.
 """
 
 import importlib.metadata
@@ -181,14 +182,15 @@ _OVERRIDES = []
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing of the launcher's flags; `--config.x=y` overrides are set aside.
+  """absl parsing of the launcher's flags; `--config.x=y` overrides (and --verbose) are
+  set aside for the processes.
 
   --help lists the shipped configs; --config is found from any directory.
   """
   if any(arg in config_lib.HELP_FLAGS for arg in argv[1:]):
     config_help.print_help_and_exit(argv)
   argv = config_lib.resolve_config_arg(argv)
-  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  overrides = [a for a in argv[1:] if a.startswith("--config.") or a == "--verbose"]
   _OVERRIDES.extend(overrides)
   return flags.FLAGS([a for a in argv if a not in overrides])
 
