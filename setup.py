@@ -1,5 +1,5 @@
 """Install the `hypernets` library: `pip install -e .` (add `[test]` for the test suite,
-`[benchmarks]` for the PyTorch rows of benchmarks/)."""
+`[tensorboard]` to view runs, `[benchmarks]` for the PyTorch rows of benchmarks/)."""
 
 import setuptools
 
@@ -29,6 +29,9 @@ EXTRAS_REQUIRE = {
     # pytest-xdist runs the suite on two workers (pytest.ini).
     "test": ["pytest>=8.0", "pytest-xdist>=3.8.0", "nbclient>=0.11.0", "nbformat>=5.11.1",
              "ipykernel>=7.4.0"],
+    # TensorBoard's viewer (`tensorboard --logdir WORKDIR`); runs write event files
+    # without it (tensorboardX).
+    "tensorboard": ["tensorboard>=2.16"],
     # PyTorch for the comparison rows of `python -m benchmarks.run` (benchmarks/README.md);
     # the benchmarks skip those rows without it. Pinned: its figures are recorded.
     "benchmarks": ["torch==2.13.0"],

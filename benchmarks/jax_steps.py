@@ -15,7 +15,6 @@ Two steps are built from the same pieces:
 
 import dataclasses
 import functools
-import importlib.util
 import os
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from benchmarks import flops as flops_lib
+from hypernets import config as config_lib
 from hypernets import data as data_lib
 from hypernets.parallel import sharding
 from hypernets import training
@@ -36,12 +36,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """get_config(arg) of configs/<name>.py, loaded by path (configs/ is not a package)."""
-  path = os.path.join(REPO_ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"benchmark_configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  """get_config(arg) of configs/<name>.py (`hypernets.config.load_config`)."""
+  return config_lib.load_config(os.path.join(REPO_ROOT, "configs", f"{name}.py"), arg)
 
 
 def _premade(batch: data_lib.Split, key: jax.Array, *, num_conditions: int,

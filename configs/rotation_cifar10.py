@@ -12,18 +12,16 @@ Sweeps: `launch/sweep.py --config=configs/rotation_cifar10.py:quick --sweep=dept
 Variants (comma-separated): quick | paper, kind=K, depth=D.
 """
 
-import importlib.util
 import os
 
 import ml_collections
 
+from hypernets import config as config_lib
+
 
 def _mnist_module():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rotation_mnist.py")
-  spec = importlib.util.spec_from_file_location("rotation_mnist_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return config_lib.load_config_module(
+      os.path.join(os.path.dirname(os.path.abspath(__file__)), "rotation_mnist.py"))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

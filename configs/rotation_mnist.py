@@ -23,8 +23,10 @@ import ml_collections
 from hypernets import config as config_lib
 from hypernets.experiments import sweeps
 
-TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "cifar10": 50000}
-IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
+TRAIN_SIZES = {"mnist_5k": 4000, "digits_8x8": 1438, "mnist": 60000, "fashion_mnist": 60000,
+               "cifar10": 50000}
+IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "fashion_mnist": 784,
+              "cifar10": 3072}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -37,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "rotation"
-  config.data.source = "mnist_5k"  # mnist_5k | digits_8x8 (offline) | mnist (tfds)
+  config.data.source = "mnist_5k"  # mnist_5k | digits_8x8 (offline) | mnist | fashion_mnist (tfds)
   config.data.data_dir = ""  # tfds data_dir for source=mnist ("" = tfds default)
   config.data.num_train_examples = 0  # 0 = all
   config.data.num_test_examples = 0
@@ -99,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if "quick" in options:
     # On 4,000 digits, 10 epochs at lr 1e-3 leave both methods near chance
-    # (PAPER.md); the quick variant trains 20 epochs at lr 1e-2 with 3 seeds.
+    # (docs/paper_protocol.md); the quick variant trains 20 epochs at lr 1e-2 with 3 seeds.
     config.optimizer.learning_rate = 1e-2
     config.num_epochs = 20
     config.num_seeds = 3

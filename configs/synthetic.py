@@ -1,5 +1,7 @@
 r"""Synthetic target y(x, I) = <x, h(I)> (paper Sec. 6.1): hypernetwork vs embedding.
 
+The paper's protocol and our choices (m1 = m2 = 10): docs/paper_protocol.md.
+
 Run one model:
   python launch/main.py --config=configs/synthetic.py --workdir=/tmp/synthetic
   python launch/main.py --config=configs/synthetic.py \
@@ -8,8 +10,9 @@ Compare the kinds side by side (the README's main job):
   python launch/compare.py --config=configs/synthetic.py --workdir=/tmp/hypernets_main
 
 Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --workdir=W`):
-  depth      hypernetwork vs embedding method, depth of f / e in 1..8.
-  embedding  embedding method as the embedding size grows (hypernetwork as reference).
+  depth      hypernetwork vs embedding method, depth of f / e in 1..8 (16 points).
+  embedding  the embedding method alone, embedding size E in 4..256 (7 points); the
+             hypernetwork to compare with is the depth sweep's (f_depth = 3).
 
 Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
   quick      3 seeds, 3,000 steps: the sweeps' CPU-sized setting (REPRODUCTION.md).

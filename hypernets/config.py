@@ -1,5 +1,8 @@
 """Everything about configs, in one place.
 
+- Config files by path, from any directory: `load_config('configs/x.py:quick')`,
+  `load_config_module`, `find_config_file` (the one loader: launchers, tests,
+  notebooks and benchmarks use it).
 - Variants of a config file: `--config=configs/x.py:quick,kind=embedding` (`parse_variants`).
 - The fields every training config shares: devices, processes, workdir safety
   (`add_run_fields`), and which of them may change on resume (`RESUMABLE_FIELDS`).
@@ -11,11 +14,13 @@ Config files import this module only: it imports no jax (the choice lists of the
 checks are read from the library when a check runs).
 """
 
+import importlib.util
 import math
 import numbers
 import os
 import re
 import sys
+import types
 from typing import Any, Callable
 
 from absl import flags
@@ -156,6 +161,61 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
 
 
 # ----------------------------------------------------------------------------
+# Config files by path.
+
+# The repository: configs/ sits beside the hypernets package (`pip install -e .`).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
+
+
+def find_config_file(path: str) -> str:
+  """The absolute path of config file `path`, from any working directory.
+
+  `path` is tried as given (relative to the current directory), then relative to
+  the repository root, then as a name in configs/ ('synthetic' or 'synthetic.py').
+  Raises ConfigError naming every place it looked.
+  """
+  candidates = [os.path.abspath(path)]
+  if not os.path.isabs(path):
+    candidates.append(os.path.join(REPO_ROOT, path))
+    name = path if path.endswith(".py") else f"{path}.py"
+    if os.sep not in name:
+      candidates.append(os.path.join(CONFIGS_DIR, name))
+  for candidate in dict.fromkeys(candidates):
+    if os.path.isfile(candidate):
+      return candidate
+  raise ConfigError(f"config file {path!r} not found; looked in "
+                    + ", ".join(dict.fromkeys(candidates))
+                    + f" (the shipped configs are in {CONFIGS_DIR})")
+
+
+def load_config_module(path: str) -> types.ModuleType:
+  """The module of config file `path` (see `find_config_file`; configs/ is not a package)."""
+  path = find_config_file(path)
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f"hypernets_configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def split_config_spec(spec: str) -> tuple[str, str | None]:
+  """'configs/x.py:quick,kind=embedding' -> ('configs/x.py', 'quick,kind=embedding')."""
+  path, _, variant = spec.partition(":")
+  return path, (variant or None)
+
+
+def load_config(spec: str, variant: str | None = None) -> ml_collections.ConfigDict:
+  """get_config(variant) of the config file `spec` = 'path[:variant]'.
+
+  `variant` (e.g. 'small') is used when `spec` names none. The path is found from any
+  working directory (`find_config_file`).
+  """
+  path, spec_variant = split_config_spec(spec)
+  return load_config_module(path).get_config(spec_variant or variant)
+
+
+# ----------------------------------------------------------------------------
 # Variants of a config file.
 
 
@@ -227,33 +287,106 @@ def add_run_fields(config: ml_collections.ConfigDict, *,
 # Launchers: bad input ends in one line.
 
 
-def _show_traceback() -> bool:
+def show_traceback() -> bool:
   return os.environ.get("HYPERNETS_TRACEBACK", "") not in ("", "0")
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flags parser for `app.run(..., flags_parser=parse_flags)`.
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
-  Config overrides that name no field, or a config file whose get_config() raises,
-  otherwise end in a traceback from inside ml_collections; here they end in one line
-  naming the override.
-  """
+
+def config_arg_index(argv: list[str]) -> int | None:
+  """Index of the `--config=SPEC` (or `--config SPEC`: of SPEC) argument, if any."""
+  for i, arg in enumerate(argv[1:], start=1):
+    if arg.startswith("--config="):
+      return i
+    if arg == "--config" and i + 1 < len(argv):
+      return i + 1
+  return None
+
+
+def resolve_config_arg(argv: list[str]) -> list[str]:
+  """argv with `--config=PATH[:variant]` found from any directory: PATH as given if it
+  exists, else its absolute path (`find_config_file`, e.g. `configs/x.py` run from
+  elsewhere). A file found nowhere exits with one line naming where it looked."""
+  i = config_arg_index(argv)
+  if i is None:
+    return list(argv)
+  prefix = "--config=" if argv[i].startswith("--config=") else ""
+  path, variant = split_config_spec(argv[i][len(prefix):])
+  if os.path.isfile(path):
+    return list(argv)
   try:
-    return flags.FLAGS(argv)
+    found = find_config_file(path)
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
+  argv = list(argv)
+  argv[i] = prefix + found + (f":{variant}" if variant else "")
+  return argv
+
+
+def error_line(e: BaseException, argv: list[str]) -> str:
+  """One line for an exception raised while loading a config and its overrides."""
+  message = e
+  while isinstance(message, BaseException) and message.args:  # AttributeError(KeyError(...))
+    message = message.args[0]
+  lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+  name = lines[0].strip("'\"") if lines else ""
+  hint = re.search(r'Did you mean "(\w+)"', str(message))
+  culprits = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
+              and re.search(rf"[.=]{re.escape(name)}(=|\.|$)", a.split("=")[0] + "=")]
+  if culprits:
+    line = f"error: {culprits[0]} names no field of the config"
+    if hint:
+      line += f" (did you mean {culprits[0].rsplit('.', 1)[0]}.{hint.group(1)}?)"
+    return line + "; list the fields with --show"
+  return f"error: could not load the config: {lines[-1] if lines else e}"
+
+
+def parse_or_exit(flag_values, argv: list[str]) -> list[str]:
+  try:
+    return flag_values(argv)
   except flags.Error as e:
     # ml_collections folds the config file's own traceback into the message.
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     sys.exit(f"error: {lines[-1] if lines else e}")
   except (AttributeError, KeyError, ValueError, TypeError, OSError) as e:
-    if _show_traceback():
+    if show_traceback():
       raise
-    name = str(e).strip("'\"")
-    culprits = [a for a in argv[1:] if a.startswith("--config.")
-                and re.search(rf"[.=]{re.escape(name)}(=|\.|$)", a.split("=")[0] + "=")]
-    if culprits:
-      sys.exit(f"error: {culprits[0].split('=')[0]} names no field of the config")
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    sys.exit(f"error: could not load the config: {lines[-1] if lines else e}")
+    sys.exit(error_line(e, argv))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flags parser for `app.run(..., flags_parser=parse_flags)`.
+
+  - `--help`: the launcher's docstring, flags and the shipped configs (exit 0).
+  - `--config=configs/x.py` is found from any directory (`resolve_config_arg`).
+  - `--show`: the config's fields with defaults and comments (exit 0, runs nothing).
+  - Quiet by default: warnings and errors only; `--verbose` (or `--verbosity=0`)
+    shows INFO lines (per-step metrics, JAX backend probing, tfds messages).
+  - Config overrides that name no field, or a config file whose get_config() raises,
+    otherwise end in a traceback from inside ml_collections; here they end in one line
+    naming the override.
+  """
+  # pylint: disable=g-import-not-at-top
+  from hypernets import config_help
+  # pylint: enable=g-import-not-at-top
+  if any(arg in HELP_FLAGS for arg in argv[1:]):
+    config_help.print_help_and_exit(argv, extra=config_help.COMMON_HELP)
+  show = "--show" in argv[1:]
+  verbose = "--verbose" in argv[1:]
+  argv = resolve_config_arg([a for a in argv if a not in ("--show", "--verbose")])
+  if show:
+    config_help.show_and_exit(argv)
+  return parse_or_exit(flags.FLAGS, quiet_logging_args(argv, verbose=verbose))
+
+
+def quiet_logging_args(argv: list[str], *, verbose: bool = False) -> list[str]:
+  """argv with `--verbosity=-1` (warnings and errors only; `verbose`: 0, INFO) unless it
+  sets --verbosity itself. Passed as an argument because absl's app.run raises a
+  verbosity left at its default to INFO."""
+  if any(re.match(r"^--?(verbosity|v)(=|$)", arg) for arg in argv[1:]):
+    return list(argv)
+  return [*argv, f"--verbosity={0 if verbose else -1}"]
 
 
 def run_or_exit(fn: Callable[..., Any], *args, **kwargs) -> Any:
@@ -266,7 +399,7 @@ def run_or_exit(fn: Callable[..., Any], *args, **kwargs) -> Any:
     print(f"stopped: {e}", file=sys.stderr)
     sys.exit(PreemptedError.EXIT_CODE)
   except HypernetsError as e:
-    if _show_traceback():
+    if show_traceback():
       raise
     sys.exit(f"error: {e}")
 
@@ -278,7 +411,7 @@ def config_or_exit(config_flag):
     value.to_dict  # a config that failed to load raises on any attribute  # pylint: disable=pointless-statement
     return value
   except OSError as e:
-    if _show_traceback():
+    if show_traceback():
       raise
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     sys.exit(f"error: could not load the config file: {lines[-1] if lines else e}")

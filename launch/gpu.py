@@ -1,8 +1,12 @@
 r"""Runs one experiment on the GPUs of one machine: one process, or one per GPU.
 
-  python launch/gpu.py --mode=single --config=configs/synthetic.py --workdir=/tmp/run
+  python launch/gpu.py --mode=single --config=configs/rotation_mnist.py:quick --workdir=/tmp/rot
   python launch/gpu.py --mode=per_gpu --config=configs/synthetic.py --workdir=/tmp/run \
       --config.num_seeds=8
+
+Needs GPUs that `nvidia-smi -L` lists and a CUDA build of jax
+(`pip install -U "jax[cuda13]"`, README "Install"); without either it stops with one
+line, before running anything.
 
 --mode=single runs launch/main.py once; that process sees every GPU and the mesh
 spans them. --mode=per_gpu starts one process per GPU (CUDA_VISIBLE_DEVICES=i)
@@ -14,10 +18,13 @@ fails the others are stopped, and the exit status is non-zero.
 
 --platform=cpu runs the same on CPU (JAX_PLATFORMS=cpu, CUDA_VISIBLE_DEVICES
 untouched), for testing. --dry_run prints each command with its environment.
-Extra `--config.x=y` arguments are passed on to every process.
+Extra `--config.x=y` arguments, and --verbose (INFO logging), are passed on to every
+process.
 """
 
+import importlib.metadata
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -29,6 +36,9 @@ from absl import app
 from absl import flags
 
 LAUNCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(LAUNCH_DIR))
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import config_help  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _MODE = flags.DEFINE_enum("mode", "single", ["single", "per_gpu"],
                           "One process for all GPUs, or one process per GPU.")
@@ -55,6 +65,24 @@ def count_gpus() -> int:
   if out.returncode:
     return 0
   return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def has_cuda_jax() -> bool:
+  """Whether a CUDA plugin of jax (`jax[cuda12]` / `jax[cuda13]`) is installed."""
+  return any(re.fullmatch(r"jax[-_]cuda\d+[-_]plugin", dist.metadata["Name"] or "", re.I)
+             for dist in importlib.metadata.distributions())
+
+
+def gpu_problem(*, num_gpus: int, cuda_jax: bool) -> str | None:
+  """Why a --platform=gpu run cannot use a GPU (one line), or None."""
+  if not num_gpus:
+    return ("asked for GPUs (--platform=gpu) but `nvidia-smi -L` lists none; run on a "
+            "machine with NVIDIA GPUs, or pass --platform=cpu to run on the CPU")
+  if not cuda_jax:
+    return (f"{num_gpus} GPU(s) found but jax has no CUDA plugin, so it would run on the "
+            'CPU: pip install -U "jax[cuda13]" (or "jax[cuda12]" for a CUDA 12 driver), '
+            "or pass --platform=cpu")
+  return None
 
 
 def free_port() -> int:
@@ -154,8 +182,15 @@ _OVERRIDES = []
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing of the launcher's flags; `--config.x=y` overrides are set aside."""
-  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  """absl parsing of the launcher's flags; `--config.x=y` overrides (and --verbose) are
+  set aside for the processes.
+
+  --help lists the shipped configs; --config is found from any directory.
+  """
+  if any(arg in config_lib.HELP_FLAGS for arg in argv[1:]):
+    config_help.print_help_and_exit(argv)
+  argv = config_lib.resolve_config_arg(argv)
+  overrides = [a for a in argv[1:] if a.startswith("--config.") or a == "--verbose"]
   _OVERRIDES.extend(overrides)
   return flags.FLAGS([a for a in argv if a not in overrides])
 
@@ -164,6 +199,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   num_processes = _NUM_PROCESSES.value
+  if _PLATFORM.value == "gpu" and not _DRY_RUN.value:
+    problem = gpu_problem(num_gpus=count_gpus(), cuda_jax=has_cuda_jax())
+    if problem:
+      sys.exit(f"error: {problem}")
   if _MODE.value == "per_gpu" and num_processes is None:
     num_processes = count_gpus() if _PLATFORM.value == "gpu" else 0
     if not num_processes:

@@ -7,7 +7,6 @@ Points already finished are skipped, so rerunning the same command completes a
 killed sweep. Results are gathered into workdir/results.json and results.csv.
 """
 
-import importlib.util
 import os
 import sys
 
@@ -21,7 +20,8 @@ from hypernets.experiments import registry  # pylint: disable=g-import-not-at-to
 from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
+                                          "configs/synthetic.py:small (list below).",
                                           lock_config=True)
 _SWEEP = flags.DEFINE_string("sweep", None, "Name of a sweep in the config's get_sweeps().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Each point runs in workdir/<point>.")
@@ -30,13 +30,11 @@ flags.mark_flags_as_required(["config", "sweep", "workdir"])
 
 def _load_sweeps() -> dict:
   spec = config_flags.get_config_filename(flags.FLAGS["config"])
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("sweep_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  path, arg = config_lib.split_config_spec(spec)
+  module = config_lib.load_config_module(path)
   if not hasattr(module, "get_sweeps"):
     raise HypernetsError(f"{path} defines no get_sweeps()")
-  return module.get_sweeps(arg or None)
+  return module.get_sweeps(arg)
 
 
 def _run():

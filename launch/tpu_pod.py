@@ -41,6 +41,9 @@ from absl import app
 from absl import flags
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import config_help  # pylint: disable=g-import-not-at-top,wrong-import-position
 # What the workers need to install and run the library (copied into REMOTE_DIR).
 CODE_PATHS = ("setup.py", "README.md", "hypernets", "launch", "configs")
 REMOTE_DIR = "hypernets"  # on each worker, relative to the home directory
@@ -234,7 +237,10 @@ _OVERRIDES = []
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  rest, overrides = split_overrides(argv)
+  """--help lists the shipped configs; --config is found from any directory."""
+  if any(arg in config_lib.HELP_FLAGS for arg in argv[1:]):
+    config_help.print_help_and_exit(argv)
+  rest, overrides = split_overrides(config_lib.resolve_config_arg(argv))
   _OVERRIDES.extend(overrides)
   return flags.FLAGS(rest)
 

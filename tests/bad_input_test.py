@@ -170,8 +170,12 @@ def test_sweep_naming_a_field_that_does_not_exist(tmp_path):
      "error: flag --config.model.f_width=abc: invalid literal for int()"),
     (["--config=configs/synthetic.py:bogus"],
      "error: ValueError: unknown configs/synthetic.py variant(s) ['bogus']"),
+    (["--config=configs/synthetic.py:small", "--config.model.knd=embedding"],
+     "error: --config.model.knd names no field of the config "
+     "(did you mean --config.model.kind?); list the fields with --show"),
     (["--config=configs/missing.py"],
-     "error: could not load the config file: [Errno 2] No such file or directory"),
+     "error: config file 'configs/missing.py' not found; looked in "
+     + os.path.join(REPO_ROOT, "configs", "missing.py")),
     (["--config=configs/synthetic.py:small", "--config.optimizer.learning_rate=-1.0"],
      "error: config.optimizer.learning_rate must be a finite number > 0, got -1.0"),
 ])
@@ -184,4 +188,5 @@ def test_command_line_errors_are_one_line(finished_run, args, message):
   assert "Traceback" not in proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(lines) == 1 and lines[0].startswith(message), proc.stderr[-500:]
+  assert "\\" not in lines[0] and "'\"" not in lines[0]  # no escaped message inside
   assert (workdir / "results.json").read_text() == results

@@ -1,7 +1,6 @@
-"""Shared test helpers: load experiment configs by path; a compilation cache."""
+"""Shared test helpers: load experiment configs by name; a compilation cache."""
 
 import getpass
-import importlib.util
 import os
 import tempfile
 
@@ -16,21 +15,19 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config_module(name: str):
-  """The module configs/<name>.py (configs/ is not a package)."""
-  path = os.path.join(REPO_ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  """The module configs/<name>.py (`hypernets.config.load_config_module`)."""
+  return config_lib.load_config_module(os.path.join(REPO_ROOT, "configs", f"{name}.py"))
 
 
 def load_config(name: str, arg: str | None = None):
-  """get_config(arg) of configs/<name>.py."""
-  return load_config_module(name).get_config(arg)
+  """get_config(arg) of configs/<name>.py (`hypernets.config.load_config`)."""
+  return config_lib.load_config(os.path.join(REPO_ROOT, "configs", f"{name}.py"), arg)
 
 
 @pytest.fixture

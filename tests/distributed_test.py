@@ -127,7 +127,8 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
       [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=per_gpu",
        "--platform=cpu", "--num_processes=2", f"--script={wrapper}",
        "--config=configs/synthetic.py:small", "--config.num_train_steps=10",
-       f"--config.mesh.shard_train_data={shard_train_data}", f"--workdir={workdir}"],
+       f"--config.mesh.shard_train_data={shard_train_data}", f"--workdir={workdir}",
+       "--verbose"],  # the INFO log lines checked below
       capture_output=True, text=True, timeout=180, cwd=REPO_ROOT, env=env)
   out = proc.stdout
   assert proc.returncode == 0, (out + proc.stderr)[-4000:]

@@ -2,6 +2,7 @@
 
 import os
 
+from absl import logging
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -9,6 +10,8 @@ import tensorflow_datasets as tfds
 from hypernets.data import images
 from hypernets.errors import ConfigError
 from hypernets.errors import DatasetNotFoundError
+
+from conftest import load_config
 
 
 def test_mnist_5k_shapes_range_and_stratified_split():
@@ -56,6 +59,7 @@ def test_digits_8x8_shapes_range_and_split():
 
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
+                                        ("fashion_mnist", (28, 28, 1)),
                                         ("cifar10", (32, 32, 3))])
 def test_tfds_sources_under_mock_data(name, shape):
   with tfds.testing.mock_data(num_examples=6):
@@ -68,6 +72,15 @@ def test_tfds_sources_under_mock_data(name, shape):
   assert batch.std() > 10  # mock images are random, not blank
 
 
+def test_fashion_mnist_labels_and_the_assumption2_paper_source():
+  paper = load_config("assumption2", "paper")
+  assert paper.data.source == "fashion_mnist" and paper.data.source in images.SOURCES
+  with tfds.testing.mock_data(num_examples=5):
+    x, labels = images.load_labeled_images("fashion_mnist", split="train")
+  assert x.shape == (5, 28, 28, 1) and labels.dtype == np.int32
+  assert labels.min() >= 0 and labels.max() < 10
+
+
 def test_missing_tfds_dataset_is_one_clear_line(tmp_path):
   with pytest.raises(DatasetNotFoundError) as error:
     images.load_images("mnist", split="train", data_dir=str(tmp_path))
@@ -77,6 +90,21 @@ def test_missing_tfds_dataset_is_one_clear_line(tmp_path):
                "--config.data.source=mnist_5k"):
     assert part in message
   assert not os.listdir(tmp_path)  # nothing was downloaded or written
+
+
+def test_folder_scan_warnings_hidden_unless_verbose(tmp_path, caplog):
+  (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)  # half-prepared: no dataset_info.json
+  previous = logging.get_verbosity()
+  try:
+    for verbosity, expected in ((logging.WARNING, 0), (logging.INFO, 2)):
+      logging.set_verbosity(verbosity)
+      caplog.clear()
+      with pytest.raises(DatasetNotFoundError, match="not found"):
+        images.load_images("mnist", split="train", data_dir=str(tmp_path))
+      scans = [r for r in caplog.records if str(r.msg).startswith("Variant folder")]
+      assert len(scans) == expected, verbosity
+  finally:
+    logging.set_verbosity(previous)
 
 
 @pytest.mark.parametrize("source,split", [("mnist_5k", "validation"),

@@ -41,3 +41,14 @@ def test_compare_prints_the_table(tmp_path):
   assert lines[3].startswith("embedding") and "N_q=" in lines[3]
   assert os.path.exists(tmp_path / "hypernet" / "results.json")
   assert os.path.exists(tmp_path / "comparison.json")
+  # Quiet: one progress line per run on stderr, no INFO/absl lines (--verbose has them).
+  assert proc.stderr.strip().splitlines() == [
+      f"[1/2] hypernet: training 40 steps in {tmp_path}/hypernet",
+      f"[2/2] embedding: training 40 steps in {tmp_path}/embedding"]
+  # A rerun reads the finished runs back: the same table, the recorded train time.
+  again = _run("compare.py", "--config=configs/synthetic.py:small",
+               f"--workdir={tmp_path}", "--kinds=hypernet,embedding")
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert again.stdout == proc.stdout
+  assert float(lines[2].split()[-1]) > 0
+  assert "not run again" in again.stderr and "training" not in again.stderr

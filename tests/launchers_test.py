@@ -181,7 +181,35 @@ def test_gpu_run_processes_stops_the_others_when_one_fails():
 def test_gpu_per_gpu_without_gpus_or_count_is_one_clear_line():
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=per_gpu",
-       "--config=c", "--workdir=w", "--platform=cpu", "--dry_run"],
+       "--config=configs/synthetic.py:small", "--workdir=w", "--platform=cpu", "--dry_run"],
       capture_output=True, text=True, timeout=60)
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith("error: no GPUs found")
+
+
+def test_gpu_check_says_what_is_missing():
+  assert gpu.gpu_problem(num_gpus=2, cuda_jax=True) is None
+  no_gpu = gpu.gpu_problem(num_gpus=0, cuda_jax=True)
+  assert "nvidia-smi -L` lists none" in no_gpu and "--platform=cpu" in no_gpu
+  no_cuda = gpu.gpu_problem(num_gpus=2, cuda_jax=False)
+  assert 'jax[cuda13]' in no_cuda and "2 GPU(s) found" in no_cuda
+  assert "\n" not in no_gpu + no_cuda
+
+
+@pytest.mark.skipif(gpu.count_gpus() > 0, reason="this machine has GPUs")
+def test_gpu_single_without_gpus_stops_before_running(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=single",
+       "--config=configs/synthetic.py:small", f"--workdir={tmp_path}/w"],
+      capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: " + gpu.gpu_problem(num_gpus=0, cuda_jax=gpu.has_cuda_jax())]
+  assert not os.path.exists(tmp_path / "w")
+
+
+def test_gpu_help_lists_the_configs():
+  proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"),
+                         "--help"], capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0
+  assert "--mode" in proc.stdout and "configs/rotation_mnist.py" in proc.stdout

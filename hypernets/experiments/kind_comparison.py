@@ -3,7 +3,7 @@
 import copy
 import json
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ml_collections
 
@@ -17,21 +17,34 @@ _PRIMARY_COUNT = {"hypernet": "N_g", "embedding": "N_q", "standard": "N_net"}
 
 
 def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
-                  kinds: Sequence[str] = ("hypernet", "embedding", "standard")
-                  ) -> list[dict]:
+                  kinds: Sequence[str] = ("hypernet", "embedding", "standard"), *,
+                  report: Callable[[str], None] | None = None) -> list[dict]:
   """Runs `train_and_evaluate` for each kind into workdir/<kind> (resuming if there).
 
+  A kind whose workdir holds a finished run of the same config is not run again (nor
+  compiled): its recorded results are read. `report` (e.g. print) gets one progress
+  line per kind before it runs.
+
   Returns one row per kind: method, primary_name, primary_params, total_params,
-  num_seeds, metrics {name: (mean, std)}, train_seconds. Also writes workdir/comparison.json.
+  num_seeds, metrics {name: (mean, std)}, train_seconds (of the run that trained it;
+  None if unknown). Also writes workdir/comparison.json.
   """
   rows = []
-  for kind in kinds:
+  for i, kind in enumerate(kinds):
     kind_config = copy.deepcopy(config)
     kind_config.model.kind = kind
     kind_workdir = os.path.join(workdir, kind)
-    training.train_and_evaluate(kind_config, kind_workdir)
-    with open(os.path.join(kind_workdir, "results.json")) as f:
-      results = json.load(f)
+    results = workdir_lib.finished_results(kind_workdir, kind_config)
+    if results is None:
+      if report:
+        report(f"[{i + 1}/{len(kinds)}] {kind}: training {kind_config.num_train_steps} "
+               f"steps in {kind_workdir}")
+      training.train_and_evaluate(kind_config, kind_workdir)
+      with open(os.path.join(kind_workdir, "results.json")) as f:
+        results = json.load(f)
+    elif report:
+      report(f"[{i + 1}/{len(kinds)}] {kind}: finished run found in {kind_workdir}, "
+             "not run again")
     counts = results["param_counts"]
     rows.append({
         "method": kind,
@@ -41,7 +54,9 @@ def compare_kinds(config: ml_collections.ConfigDict, workdir: str,
         "num_seeds": results["num_seeds"],
         "metrics": {name: (results[name], results[f"{name}_std"])
                     for name in _REPORTED if name in results},
-        "train_seconds": results["train_seconds_this_run"],
+        # A rerun of a finished run (e.g. launch/main.py) records 0 steps and 0 s.
+        "train_seconds": (results["train_seconds_this_run"]
+                          if results.get("steps_this_run") else None),
     })
   workdir_lib.write_json_atomic(os.path.join(workdir, "comparison.json"), rows)
   return rows
@@ -61,8 +76,9 @@ def format_table(rows: Sequence[dict]) -> str:
     for name in names:
       mean, std = row["metrics"][name]
       cells.append(f"{f'{mean:.4g} +- {std:.2g}' if show_std else f'{mean:.4g}':>{width}}")
+    seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}"
     lines.append(f"{row['method']:<10} {primary:>14} {row['total_params']:>13} "
-                 + " ".join(cells) + f" {row['train_seconds']:>8.1f}")
+                 + " ".join(cells) + f" {seconds:>8}")
   if show_std:
     lines.append(f"(mean +- std over {rows[0]['num_seeds']} seeds)")
   return "\n".join(lines)

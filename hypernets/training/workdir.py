@@ -73,6 +73,27 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
   return workdir
 
 
+def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """results.json of a finished run of `config` in `workdir`, or None.
+
+  Finished: results.json records step `config.num_train_steps` and config.json matches
+  `config` up to RESUMABLE_FIELDS. A run of another config raises WorkdirError, as
+  `prepare_workdir` would (None with `config.overwrite`: that run is to be replaced).
+  Reads only; lets a rerun report a finished run without rebuilding the model.
+  """
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path) or _check_saved_config(workdir, config):
+    return None
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None  # rerunning rewrites it
+  if results.get("step") != config.get("num_train_steps"):
+    return None
+  return results
+
+
 def _create_or_move_aside(workdir: str, config: ml_collections.ConfigDict) -> None:
   """prepare_workdir's part for the process that writes."""
   try:
