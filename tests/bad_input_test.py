@@ -144,7 +144,7 @@ def test_disk_full_on_results_write(tmp_path, monkeypatch):
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
-  monkeypatch.setattr(workdir_lib.os, "replace", full)
+  monkeypatch.setattr(os, "replace", full)
   with pytest.raises(HypernetsError, match="could not write .*results.json: No space left"):
     registry.run(config, str(tmp_path))
   assert (tmp_path / "results.json").read_text() == results

@@ -155,3 +155,26 @@ def barrier(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)
+
+
+def first_error(message: str | None) -> str | None:
+  """The first process's error message (by process index) on every process, or None.
+
+  For a step that some processes may fail alone (process 0 finds the workdir in
+  use): all of them must then stop with the same line instead of the others
+  waiting forever at the next barrier. A collective in a multi-process run.
+  """
+  if jax.process_count() == 1:
+    return message
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  size = 2048
+  mine = np.zeros(size, np.uint8)
+  encoded = (message or "").encode()[:size]
+  mine[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+  every = np.asarray(multihost_utils.process_allgather(mine))  # [processes, size]
+  for row in every.reshape(-1, size):
+    text = bytes(row).rstrip(b"\0").decode(errors="replace")
+    if text:
+      return text
+  return None
