@@ -142,6 +142,8 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     if config.batch.points != 1:
       raise ConfigError("config.batch.points must be 1 for the rotation task (one "
                         f"rotated copy per image and step), got {config.batch.points}")
+    # Missing data stop the run here, before its workdir is touched.
+    images.check_available(config.data.source, data_dir=config.data.get("data_dir") or None)
   if config.data.name in ("synthetic", "structured"):
     fields = (("m1", "m2", "target_width") if config.data.name == "synthetic" else
               ("m1", "m2", "selector_width", "selector_hidden", "target_primary_width"))

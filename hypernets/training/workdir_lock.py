@@ -206,3 +206,9 @@ class _Lease:
     current = self._read()
     if current is not None and current.get("token") == self.token:
       files.remove(self.path)
+
+
+def release_all() -> None:
+  """Gives back every lock this process holds (a long-lived process between runs)."""
+  for workdir in list(_held):
+    release(workdir)
