@@ -210,8 +210,13 @@ def test_fuzzed_overrides_train_or_stop_with_one_line(worker, tmp_path_factory, 
   shutil.rmtree(workdir, ignore_errors=True)
   if not LONG_EXAMPLES:
     assert found is None, (found, " ".join(argv), result.get("traceback", ""))
-  elif found is not None:
+    return
+  if found is not None:
     _FINDINGS[found].append(" ".join(drawn))
+  done = sum(_OUTCOMES.values())
+  if done % 100 == 0:
+    print(f"fuzz: {done} examples, {dict(_OUTCOMES)}, {len(_FINDINGS)} distinct problems",
+          file=sys.stderr, flush=True)
 
 
 def test_fuzz_summary():

@@ -120,24 +120,40 @@ def test_one_process_may_prepare_its_own_workdir_again(tmp_path, small_config):
   workdir_lib.release_workdir(workdir)
 
 
+# The synthetic config with a four-point sweep.
+_SWEEP_CONFIG = """
+import importlib.util
+spec = importlib.util.spec_from_file_location("synthetic", {path!r})
+synthetic = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic)
+get_config = synthetic.get_config
+
+def get_sweeps(arg=None):
+  return {{"four": synthetic.sweeps.sweep("model.embedding_dim", [2, 4, 8, 16])}}
+"""
+
+
 def test_two_sweep_launchers_on_one_root_run_every_point_once(tmp_path):
   root = tmp_path / "sweep"
-  args = ["--config=configs/synthetic.py:small", "--sweep=embedding",
+  config = tmp_path / "sweep_config.py"
+  config.write_text(_SWEEP_CONFIG.format(
+      path=os.path.join(REPO_ROOT, "configs", "synthetic.py")))
+  args = [f"--config={config}:small,kind=embedding", "--sweep=four",
           "--config.num_train_steps=20", f"--workdir={root}"]
   procs = _start_together(tmp_path, [("sweep.py", args), ("sweep.py", args)])
   outputs = [p.communicate(timeout=400) for p in procs]
   assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in outputs]
   trained = []
   for _, err in outputs:
-    trained.append({m.group(1) for m in re.finditer(r"Sweep point (\d+)/7 \{[^}]*\}$", err,
+    trained.append({m.group(1) for m in re.finditer(r"Sweep point (\d+)/4 \{[^}]*\}$", err,
                                                     re.MULTILINE)})
   assert trained[0].isdisjoint(trained[1]), trained  # no point twice
-  assert trained[0] | trained[1] == {str(i) for i in range(1, 8)}, trained  # every point
+  assert trained[0] | trained[1] == {"1", "2", "3", "4"}, trained  # every point
   for out, _ in outputs:
-    assert "7 points gathered" in out
+    assert "4 points gathered" in out
   for point in [p for p in root.iterdir() if p.is_dir()]:
     rows = [json.loads(l) for l in (point / "metrics.jsonl").read_text().splitlines()]
     keyed = [(row["step"], tuple(sorted(row))) for row in rows]
     assert len(keyed) == len(set(keyed)), (point, rows)
     assert json.loads((point / "results.json").read_text())["steps_this_run"] == 20
-  assert len(json.loads((root / "results.json").read_text())) == 7
+  assert len(json.loads((root / "results.json").read_text())) == 4

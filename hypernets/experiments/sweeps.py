@@ -70,7 +70,7 @@ def point_name(point: Point) -> str:
 
 def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: str, *,
               train_fn: Callable[[ml_collections.ConfigDict, str], Any],
-              poll_seconds: float = 10.0) -> list[dict]:
+              poll_seconds: float = 2.0) -> list[dict]:
   """Runs every point into workdir/<point_name> and gathers the results.
 
   Points whose results.json exists are skipped (a rerun finishes only the missing
