@@ -27,11 +27,15 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # nbclient, nbformat and ipykernel execute colabs/*.ipynb (tests/notebooks_test.py);
     # pytest-xdist runs the suite on two workers (pytest.ini).
+    # hypothesis draws the fuzzed configs of tests/config_fuzz_test.py.
     "test": ["pytest>=8.0", "pytest-xdist>=3.8.0", "nbclient>=0.11.0", "nbformat>=5.11.1",
-             "ipykernel>=7.4.0"],
+             "ipykernel>=7.4.0", "hypothesis>=6.100"],
     # TensorBoard's viewer (`tensorboard --logdir WORKDIR`); runs write event files
     # without it (tensorboardX).
     "tensorboard": ["tensorboard>=2.16"],
+    # gs:// workdirs: etils.epath (orbax's path layer) reaches GCS through gcsfs.
+    # launch/tpu_pod.py installs it on the TPU VMs for a gs:// workdir.
+    "gcs": ["gcsfs>=2024.2.0"],
     # PyTorch for the comparison rows of `python -m benchmarks.run` (benchmarks/README.md);
     # the benchmarks skip those rows without it. Pinned: its figures are recorded.
     "benchmarks": ["torch==2.13.0"],
@@ -45,7 +49,8 @@ setuptools.setup(
         "of Hypernetworks' (Galanti & Wolf, NeurIPS 2020)."
     ),
     packages=setuptools.find_packages(include=["hypernets", "hypernets.*"]),
-    python_requires=">=3.10",
+    # jax >= 0.7 (and so this project's jax >= 0.10) publishes wheels for Python >= 3.11.
+    python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

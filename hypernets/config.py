@@ -108,6 +108,8 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     check_int(config, "model.primary.kernel_size", minimum=1)
     check_int(config, "model.primary.strides", minimum=1)
   check_int(config, "model.param_budget", minimum=0)
+  if "param_budget_tolerance" in config.model:
+    check_positive_float(config, "model.param_budget_tolerance")
   kind = config.model.kind
   if kind == "hypernet":
     check_int(config, "model.f_width", minimum=1)
@@ -152,12 +154,15 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     if config.batch.points != 1:
       raise ConfigError("config.batch.points must be 1 for the rotation task (one "
                         f"rotated copy per image and step), got {config.batch.points}")
+    # Missing data stop the run here, before its workdir is touched.
+    images.check_available(config.data.source, data_dir=config.data.get("data_dir") or None)
   if config.data.name in ("synthetic", "structured"):
     fields = (("m1", "m2", "target_width") if config.data.name == "synthetic" else
               ("m1", "m2", "selector_width", "selector_hidden", "target_primary_width"))
     for field in fields + ("num_train_conditions", "num_test_conditions",
                            "points_per_condition"):
       check_int(config, f"data.{field}", minimum=1)
+  check_fits_in_memory(config)
 
 
 # ----------------------------------------------------------------------------
@@ -213,6 +218,90 @@ def load_config(spec: str, variant: str | None = None) -> ml_collections.ConfigD
   """
   path, spec_variant = split_config_spec(spec)
   return load_config_module(path).get_config(spec_variant or variant)
+
+
+
+_BYTES_PER_PARAMETER = 16  # float32 value, gradient and two Adam moments
+_LARGEST_IMAGE = 32 * 32 * 3  # pixels of the largest image source (CIFAR-10)
+
+
+def _memory_bytes() -> int | None:
+  """This machine's physical memory, or None where the OS does not say."""
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def _format_bytes(n: float) -> str:
+  for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+    if n < 1000 or unit == "PB":
+      return f"{n:.3g} {unit}"
+    n /= 1000
+  return f"{n:.3g} PB"
+
+
+def _dense_weights(sizes: list[int]) -> int:
+  """Weights and biases of an MLP with layer sizes [in, hidden..., out]."""
+  return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_fits_in_memory(config: ml_collections.ConfigDict, *,
+                         memory_bytes: int | None = None) -> None:
+  """Stops sizes that cannot fit in this machine's memory, before anything is allocated.
+
+  Estimates (from the size fields alone, so it runs before any data or model
+  exists) the training and test sets, the data's target networks and the model's
+  parameters with their gradient and optimizer state for every seed; raises
+  ConfigError naming the fields of the first estimate larger than `memory_bytes`
+  (default: physical memory). A guard against sizes off by orders of magnitude
+  (a width of 2**31 crashed XLA mid-run), not a precise budget: generators that
+  emit fewer numbers than per-tensor heads are counted as heads.
+  """
+  memory_bytes = memory_bytes or _memory_bytes()
+  if not memory_bytes:
+    return
+  data, model = config.data, config.model
+  estimates = []  # (bytes, what, fields)
+  if data.name in ("synthetic", "structured"):
+    for split in ("train", "test"):
+      rows = data[f"num_{split}_conditions"] * data.points_per_condition
+      estimates.append((4 * (rows * (data.m1 + 1) + data[f"num_{split}_conditions"] * data.m2),
+                        f"the {split} set", f"config.data.num_{split}_conditions, "
+                        "points_per_condition, m1 and m2"))
+    if data.name == "structured":
+      target = _dense_weights([data.m1, data.target_primary_width, 1])
+      selector = _dense_weights([data.m2, data.selector_hidden, data.selector_width])
+      estimates.append((4 * (selector + data.selector_width * target), "the target network",
+                        "config.data.selector_hidden, selector_width and "
+                        "target_primary_width"))
+    x_dim, cond_dim, out_dim = data.m1, data.m2, 1
+  elif data.name == "rotation":
+    x_dim = cond_dim = _LARGEST_IMAGE
+    out_dim = data.num_classes
+  else:
+    return
+  widths = list(model.primary.widths)
+  primary = _dense_weights([x_dim] + widths + [out_dim])
+  if model.kind == "hypernet":
+    trunk = _dense_weights([cond_dim] + [model.f_width] * model.f_depth)
+    parameters, fields = trunk + model.f_width * primary, "f_width, f_depth and the primary"
+  elif model.kind == "embedding":
+    trunk = _dense_weights([cond_dim] + [model.e_width] * model.e_depth + [model.embedding_dim])
+    parameters = trunk + _dense_weights([x_dim + model.embedding_dim] + list(model.q_widths)
+                                        + [out_dim])
+    fields = "e_width, e_depth, embedding_dim and q_widths"
+  else:
+    parameters = _dense_weights([x_dim + cond_dim] + list(model.standard_widths) + [out_dim])
+    fields = "standard_widths"
+  estimates.append((_BYTES_PER_PARAMETER * parameters * config.num_seeds,
+                    f"about {parameters:.3g} parameters x {config.num_seeds} seed(s) with "
+                    "gradients and optimizer state", f"config.model.{fields} (widths "
+                    f"{widths}, output size {out_dim}) and config.num_seeds"))
+  for need, what, fields in estimates:
+    if need > memory_bytes:
+      raise ConfigError(f"{fields} ask for {what}: {_format_bytes(need)}, more than this "
+                        f"machine's {_format_bytes(memory_bytes)} of memory")
 
 
 # ----------------------------------------------------------------------------

@@ -78,6 +78,43 @@ def test_bad_config_values(tmp_path, name, overrides, message):
   assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
 
 
+# Found by tests/config_fuzz_test.py (each crashed, hung or stopped after writing to the
+# workdir); each must now stop in the config checks, before the workdir exists.
+FUZZ_CASES = [
+    # the run created its workdir, then found the data missing
+    ("fuzz_missing_tfds_dataset", "rotation_mnist",
+     {"data.source": "cifar10", "data.data_dir": "EMPTY"}, "dataset 'cifar10' not found"),
+    # 'cannot be met within -inf%' after the workdir was written
+    ("fuzz_param_budget_tolerance_not_positive", "structured",
+     {"model.param_budget_tolerance": float("-inf")},
+     "config.model.param_budget_tolerance must be a finite number > 0"),
+    # XLA out of memory (1 TB) mid-run, a traceback
+    ("fuzz_rotation_classes_beyond_memory", "rotation_mnist",
+     {"data.num_classes": 2**31}, r"config.model.f_width.*output size 2147483648.*more than "
+     "this machine's"),
+    ("fuzz_structured_selector_beyond_memory", "structured",
+     {"data.selector_width": 2**31}, r"config.data.selector_hidden, selector_width .*the "
+     "target network: 1.12 TB"),
+    ("fuzz_training_set_beyond_memory", "synthetic",
+     {"data.num_train_conditions": 10**9}, r"config.data.num_train_conditions.* train set"),
+]
+
+
+@pytest.mark.parametrize("name,config_name,overrides,message", FUZZ_CASES,
+                         ids=[case[0] for case in FUZZ_CASES])
+def test_fuzz_findings_stop_before_the_workdir(tmp_path, name, config_name, overrides,
+                                               message):
+  del name
+  config = load_config(config_name, "small")
+  for field, value in overrides.items():
+    _set(config, field, str(tmp_path / "empty") if value == "EMPTY" else value)
+  workdir = tmp_path / "run"
+  with pytest.raises(HypernetsError, match=message) as e:
+    registry.run(config, str(workdir))
+  assert "\n" not in str(e.value)
+  assert not workdir.exists()
+
+
 def test_dataset_split_that_does_not_exist():
   with pytest.raises(HypernetsError, match="validation") as e:
     images.load_images("mnist_5k", split="validation")
@@ -148,7 +185,7 @@ def test_disk_full_on_results_write(tmp_path, monkeypatch):
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
-  monkeypatch.setattr(workdir_lib.os, "replace", full)
+  monkeypatch.setattr(os, "replace", full)
   with pytest.raises(HypernetsError, match="could not write .*results.json: No space left"):
     registry.run(config, str(tmp_path))
   assert (tmp_path / "results.json").read_text() == results

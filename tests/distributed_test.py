@@ -16,7 +16,8 @@ from hypernets.errors import ConfigError
 from hypernets.errors import WorkdirError
 
 _SIGNALS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID",
-            distributed.ENV_FLAG, "SLURM_JOB_ID", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+            distributed.ENV_FLAG, "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_ID",
+            "SLURM_STEP_NODELIST", "SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE")
 
 
 @pytest.fixture
@@ -34,7 +35,13 @@ def test_environment_signals(plain_env):
   plain_env.setenv("SLURM_NTASKS", "1")
   assert distributed.environment_signal() is None  # a one-task Slurm job is one machine
   plain_env.setenv("SLURM_NTASKS", "4")
-  assert "Slurm" in distributed.environment_signal()
+  assert distributed.environment_signal() is None  # sbatch's script, not an srun step
+  plain_env.setenv("SLURM_STEP_ID", "0")
+  plain_env.setenv("SLURM_STEP_NODELIST", "node[1-4]")
+  plain_env.setenv("SLURM_STEP_NUM_TASKS", "4")
+  assert distributed.environment_signal() == "an srun step of 4 tasks"
+  plain_env.setenv("SLURM_STEP_NUM_TASKS", "1")  # `srun -n1` inside a bigger allocation
+  assert distributed.environment_signal() is None
   plain_env.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1234")
   assert distributed.environment_signal() == "$JAX_COORDINATOR_ADDRESS"
   plain_env.setenv(distributed.ENV_FLAG, "0")
@@ -46,6 +53,35 @@ def test_environment_signals(plain_env):
   plain_env.delenv("JAX_COORDINATOR_ADDRESS")
   plain_env.delenv("SLURM_JOB_ID")
   assert "TPU" in distributed.environment_signal()
+
+
+def test_slurm_outside_srun_runs_alone_and_says_why_once(plain_env, caplog):
+  plain_env.setattr(distributed, "_slurm_reason_logged", False)
+  plain_env.setenv("SLURM_JOB_ID", "7")
+  plain_env.setenv("SLURM_NTASKS", "4")
+  with caplog.at_level("WARNING"):
+    assert not distributed.maybe_initialize(ml_collections.ConfigDict())
+    assert distributed.environment_signal() is None
+  said = [r.getMessage() for r in caplog.records if "srun" in r.getMessage()]
+  assert len(said) == 1 and "not in an srun step" in said[0] and "one process" in said[0]
+
+
+def test_tpu_probe_falls_back_to_sysfs_without_jax_private_modules(plain_env, tmp_path):
+  plain_env.undo()  # the real probe, not plain_env's stub
+  import jax._src  # pylint: disable=g-import-not-at-top
+  plain_env.setitem(sys.modules, "jax._src.hardware_utils", None)  # the import fails
+  plain_env.delattr(jax._src, "hardware_utils", raising=False)
+  plain_env.setattr(distributed, "_PCI_DEVICES", str(tmp_path))
+  nic = tmp_path / "0000:00:04.0"
+  nic.mkdir()
+  (nic / "vendor").write_text("0x1ae0\n")  # Google's gVNIC: a network device
+  (nic / "class").write_text("0x020000\n")
+  assert not distributed._tpu_chips_attached()
+  tpu = tmp_path / "0000:00:05.0"
+  tpu.mkdir()
+  (tpu / "vendor").write_text("0x1ae0\n")
+  (tpu / "class").write_text("0x120000\n")  # a processing accelerator: a TPU chip
+  assert distributed._tpu_chips_attached()
 
 
 def test_auto_and_false_do_nothing_without_asking_for_devices(plain_env):

@@ -32,12 +32,16 @@ tpu_pod = _load_launcher("tpu_pod")
 gpu = _load_launcher("gpu")
 
 
-def _dry_run(script, *args):
+def _dry_run(script, *args, comments=False):
+  """The dry run's lines split into argvs ('#' lines, which say when each runs, dropped)."""
   proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "launch", script), *args,
                          "--dry_run"], capture_output=True, text=True, timeout=60,
                         cwd=REPO_ROOT)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  return [shlex.split(line) for line in proc.stdout.strip().splitlines()]
+  lines = proc.stdout.strip().splitlines()
+  if comments:
+    return lines
+  return [shlex.split(line) for line in lines if not line.startswith("#")]
 
 
 def _ssh_command(argv):
@@ -45,99 +49,120 @@ def _ssh_command(argv):
   return next(a for a in argv if a.startswith("--command=")).partition("=")[2]
 
 
-@pytest.mark.parametrize("friendly,accelerator,runtime", [
-    ("v4-32", "v4-32", "tpu-ubuntu2204-base"),
-    ("v5e-8", "v5litepod-8", "v2-alpha-tpuv5-lite"),
-    ("v5litepod-16", "v5litepod-16", "v2-alpha-tpuv5-lite"),
-    ("v5p-8", "v5p-8", "v2-alpha-tpuv5"),
-    ("v6e-8", "v6e-8", "v2-alpha-tpuv6e"),
+def _worker_script(argv):
+  """['provision', 'gcs'] for `cd ~/hypernets && bash launch/tpu_worker.sh provision gcs`."""
+  words = shlex.split(_ssh_command(argv).partition("&&")[2])
+  return words[words.index("launch/tpu_worker.sh") + 1:]
+
+
+tc = tpu_pod.tc
+
+
+@pytest.mark.parametrize("friendly,accelerator,runtime,workers", [
+    ("v4-32", "v4-32", "tpu-ubuntu2204-base", 4),
+    ("v4-8", "v4-8", "tpu-ubuntu2204-base", 1),
+    ("v5e-8", "v5litepod-8", "v2-alpha-tpuv5-lite", 1),
+    ("v5litepod-16", "v5litepod-16", "v2-alpha-tpuv5-lite", 4),
+    ("v5p-8", "v5p-8", "v2-alpha-tpuv5", 1),
+    ("v6e-8", "v6e-8", "v2-alpha-tpuv6e", 1),
+    ("v6e-64", "v6e-64", "v2-alpha-tpuv6e", 16),
 ])
-def test_accelerator_names_map_to_gcloud_types_and_runtimes(friendly, accelerator, runtime):
-  assert tpu_pod.resolve_accelerator(friendly) == (accelerator, runtime)
+def test_accelerator_names_map_to_gcloud_types_runtimes_and_hosts(friendly, accelerator,
+                                                                  runtime, workers):
+  assert tc.resolve_accelerator(friendly) == (accelerator, runtime)
+  assert tc.num_workers(friendly) == workers
 
 
 def test_unknown_accelerator_is_refused():
   with pytest.raises(ValueError, match="unknown TPU generation"):
-    tpu_pod.resolve_accelerator("v9-8")
+    tc.resolve_accelerator("v9-8")
   with pytest.raises(ValueError, match="GENERATION-SIZE"):
-    tpu_pod.resolve_accelerator("v4")
+    tc.resolve_accelerator("v4")
 
 
 def test_v4_32_dry_run_prints_the_whole_sequence():
   lines = _dry_run("tpu_pod.py", "--name=hn", "--zone=us-central2-b",
                    "--accelerator_type=v4-32", "--config=configs/synthetic.py:small",
                    "--workdir=runs/s", "--config.num_seeds=8", "--config.model.kind=embedding")
-  assert [line[:5] for line in lines] == [["gcloud", "compute", "tpus", "tpu-vm", verb]
-                                          for verb in ("create", "ssh", "scp", "ssh", "ssh",
-                                                       "scp", "delete")]
-  create, mkdir, copy, install, train, fetch, delete = lines
+  verbs = [line[4] for line in lines]
+  assert verbs == (["describe", "create", "ssh", "scp", "ssh", "ssh"] + ["ssh"] * 8
+                   + ["scp", "delete"])
+  check, create, mkdir, copy, provision, preflight = lines[:6]
+  starts, attaches, (fetch, delete) = lines[6:10], lines[10:14], lines[14:]
+  assert check == ["gcloud", "compute", "tpus", "tpu-vm", "describe", "hn",
+                   "--zone=us-central2-b", "--format=value(state)"]
   assert create == ["gcloud", "compute", "tpus", "tpu-vm", "create", "hn",
                     "--zone=us-central2-b", "--accelerator-type=v4-32",
                     "--version=tpu-ubuntu2204-base"]
   assert _ssh_command(mkdir) == "mkdir -p ~/hypernets"
   assert "--worker=all" in mkdir and "--worker=all" in copy and "--recurse" in copy
   assert os.path.join(REPO_ROOT, "hypernets") in copy and "hn:hypernets/" in copy
-  assert "pip install" in _ssh_command(install) and "--worker=all" in install
-  assert "--worker=all" in train
-  remote = shlex.split(_ssh_command(train).partition("&&")[2])
-  assert remote == ["HYPERNETS_DISTRIBUTED=1", "python3", "launch/main.py",
-                    "--config=configs/synthetic.py:small", "--workdir=runs/s",
-                    "--config.num_seeds=8", "--config.model.kind=embedding"]
+  assert "--worker=all" in provision and _worker_script(provision) == ["provision"]
+  assert _ssh_command(provision).startswith("cd ~/hypernets && HYPERNETS_PYTHON_VERSION=3.12 ")
+  assert "--worker=0" in preflight
+  assert _worker_script(preflight) == ["preflight", "hypernets/runs/s"]
+  for i, (start, attach) in enumerate(zip(starts, attaches)):
+    assert f"--worker={i}" in start and f"--worker={i}" in attach
+    assert _worker_script(start) == [
+        "start", str(i), "hypernets/runs/s", "launch/main.py",
+        "--config=configs/synthetic.py:small", "--workdir=runs/s", "--config.num_seeds=8",
+        "--config.model.kind=embedding"]
+    assert _worker_script(attach) == ["attach", "1"]
   assert fetch[5:] == ["hn:hypernets/runs/s", "tpu_runs/hn", "--recurse", "--worker=0",
                        "--zone=us-central2-b"]
   assert delete == ["gcloud", "compute", "tpus", "tpu-vm", "delete", "hn",
                     "--zone=us-central2-b", "--quiet"]
 
 
-def test_v5e_8_dry_run_with_keep_spot_and_project_deletes_nothing():
+def test_v5e_8_spot_queued_gcs_dry_run_recreates_on_preemption():
+  """The README's Cloud TPU walk-through, command by command."""
   lines = _dry_run("tpu_pod.py", "--name=hn5", "--zone=us-west4-a",
                    "--accelerator_type=v5e-8", "--config=configs/synthetic.py",
-                   "--workdir=/gcs/bucket/run", "--project=my-proj", "--spot", "--keep",
-                   "--fetch_to=/tmp/results")
-  verbs = [line[4] for line in lines]
-  assert verbs == ["create", "ssh", "scp", "ssh", "ssh", "scp"]
-  assert lines[0] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "hn5",
-                      "--zone=us-west4-a", "--project=my-proj",
-                      "--accelerator-type=v5litepod-8", "--version=v2-alpha-tpuv5-lite",
-                      "--spot"]
-  assert all("--project=my-proj" in line for line in lines)
-  assert "--workdir=/gcs/bucket/run" in _ssh_command(lines[4])
-  assert lines[5][5:7] == ["hn5:/gcs/bucket/run", "/tmp/results"]
+                   "--workdir=gs://my-bucket/runs/synthetic", "--project=my-proj", "--spot",
+                   "--queued", "--max_restarts=3", "--config.num_seeds=8", comments=True)
+  commands = [shlex.split(line) for line in lines if not line.startswith("#")]
+  steps = [" ".join(c[3:5]) for c in commands]
+  assert steps == ["queued-resources describe", "tpu-vm describe", "queued-resources create",
+                   "queued-resources describe", "tpu-vm ssh", "tpu-vm scp", "tpu-vm ssh",
+                   "tpu-vm ssh", "tpu-vm ssh", "tpu-vm ssh", "tpu-vm describe",
+                   "queued-resources delete", "queued-resources delete"]
+  assert all("--project=my-proj" in c and "--zone=us-west4-a" in c for c in commands)
+  assert commands[2][5:] == ["hn5", "--node-id=hn5", "--zone=us-west4-a", "--project=my-proj",
+                             "--accelerator-type=v5litepod-8",
+                             "--runtime-version=v2-alpha-tpuv5-lite", "--spot"]
+  assert commands[3][-1] == "--format=value(state.state)"
+  assert _worker_script(commands[6]) == ["provision", "gcs"]  # gcsfs for gs:// workdirs
+  assert _worker_script(commands[7]) == ["preflight", "gs://my-bucket/runs/synthetic"]
+  assert "--workdir=gs://my-bucket/runs/synthetic" in _worker_script(commands[8])
+  assert commands[-1][5:] == ["hn5", "--zone=us-west4-a", "--project=my-proj", "--force",
+                              "--quiet"]
+  text = "\n".join(lines)
+  assert "scp" not in " ".join(commands[-3])  # nothing to fetch: the run is in the bucket
+  assert "exits 75" in text and "at most 3 restarts" in text
 
 
-def test_pod_commands_pure_function_steps_and_runtime_override():
-  steps = tpu_pod.pod_commands(name="t", zone="z", accelerator_type="v4-8",
-                               config=os.path.join(REPO_ROOT, "configs", "synthetic.py:quick"),
-                               workdir="w", overrides=["--config.seed=3"],
-                               runtime_version="my-runtime", repo_root=REPO_ROOT)
-  assert [name for name, _ in steps] == ["create", "copy", "copy", "install", "train",
-                                         "fetch", "delete"]
-  assert "--version=my-runtime" in steps[0][1]
-  train = _ssh_command(steps[4][1])
-  assert "--config=configs/synthetic.py:quick" in train  # made relative to the repository
-  assert train.endswith("--config.seed=3")
-  keep = tpu_pod.pod_commands(name="t", zone="z", accelerator_type="v4-8", config="c.py",
-                              workdir="w", keep=True)
-  assert [name for name, _ in keep][-1] == "fetch"
+def test_keep_prints_the_delete_it_leaves_to_you():
+  lines = _dry_run("tpu_pod.py", "--name=hn5", "--zone=us-west4-a",
+                   "--accelerator_type=v5e-8", "--config=configs/synthetic.py",
+                   "--workdir=/data/run", "--keep", "--fetch_to=/tmp/results", comments=True)
+  commands = [shlex.split(line) for line in lines if not line.startswith("#")]
+  assert not any(c[4] == "delete" for c in commands)
+  assert commands[-1][5:7] == ["hn5:/data/run", "/tmp/results"]
+  assert lines[-1] == "# gcloud compute tpus tpu-vm delete hn5 --zone=us-west4-a --quiet"
+
+
+def test_plan_commands_config_paths_and_runtime_override():
+  plan = tc.Plan(name="t", zone="z", accelerator_type="v4-8",
+                 config=os.path.join(REPO_ROOT, "configs", "synthetic.py:quick"),
+                 workdir="w", overrides=("--config.seed=3",), runtime_version="my-runtime",
+                 repo_root=REPO_ROOT)
+  assert "--version=my-runtime" in tc.create_command(plan)
+  start = _worker_script(tc.start_command(plan, 0))
+  assert "--config=configs/synthetic.py:quick" in start  # made relative to the repository
+  assert start[-1] == "--config.seed=3"
+  assert _worker_script(tc.attach_command(plan, 0, from_line=42)) == ["attach", "42"]
   with pytest.raises(ValueError, match="outside the repository"):
-    tpu_pod.remote_config("/elsewhere/x.py", repo_root=REPO_ROOT)
-
-
-def test_run_steps_deletes_only_a_slice_it_created(monkeypatch):
-  calls = []
-
-  def fake_call(argv):
-    calls.append(argv[0])
-    return {"create-ok": 0, "create-bad": 1, "train": 2}.get(argv[0], 0)
-
-  monkeypatch.setattr(tpu_pod.subprocess, "call", fake_call)
-  steps = [("create", ["create-ok"]), ("train", ["train"]), ("fetch", ["fetch"]),
-           ("delete", ["delete"])]
-  assert tpu_pod.run_steps(steps) == 2
-  assert calls == ["create-ok", "train", "fetch", "delete"]  # keep what it left, free it
-  calls.clear()
-  assert tpu_pod.run_steps([("create", ["create-bad"])] + steps[1:]) == 1
-  assert calls == ["create-bad"]  # the name may belong to someone else's slice
+    tc.remote_config("/elsewhere/x.py", repo_root=REPO_ROOT)
 
 
 def test_gpu_per_gpu_dry_run_shows_one_command_per_process():

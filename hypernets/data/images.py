@@ -189,6 +189,44 @@ def _quiet_folder_scans():
     absl_logger.removeFilter(drop)
 
 
+def check_available(source: str, *, data_dir: str | None = None) -> None:
+  """Raises DatasetNotFoundError (the line loading would give) unless `source` is here.
+
+  Reads no images of a TFDS source (asks its builder), so a run can check its data
+  before it touches its workdir; an unknown source is left to the config checks.
+  """
+  if source == "mnist_5k":
+    _mnist_5k()  # read once per process anyway (functools.cache)
+  elif source == "digits_8x8":
+    _digits_8x8()
+  elif source in TFDS_SOURCES:
+    try:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise DatasetNotFoundError(
+          f"dataset {source!r} needs tensorflow-datasets, which is not installed: "
+          "`pip install tensorflow-datasets`, " + _OFFLINE_HINT) from e
+    missing = _not_prepared(tfds, source, data_dir=data_dir)
+    if missing is not None:
+      raise missing
+
+
+def _not_prepared(tfds, name: str, *, data_dir: str | None) -> DatasetNotFoundError | None:
+  """The error for a TFDS dataset not prepared as array_record in data_dir, or None."""
+  builder = tfds.builder(name, data_dir=data_dir)
+  build = (f"prepare it with `tfds build {name} --file_format=array_record "
+           f"--data_dir=DIR` on a machine with internet and copy DIR here "
+           f"(config.data.data_dir), {_OFFLINE_HINT}")
+  if not builder.is_prepared():
+    return DatasetNotFoundError(f"dataset {name!r} not found in {builder.data_dir}: {build}")
+  if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+    return DatasetNotFoundError(
+        f"dataset {name!r} in {builder.data_dir} is stored as "
+        f"{builder.info.file_format.value}, not array_record (needed for random "
+        f"access without TensorFlow): {build}")
+  return None
+
+
 def _load_tfds(name: str, *, split: str, data_dir: str | None, max_examples: int | None,
                shard: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
   """The 'image' and 'label' fields of a prepared array_record TFDS split:
@@ -216,16 +254,7 @@ def _tfds_source_or_raise(tfds, name: str, *, split: str, data_dir: str | None):
   except Exception as e:  # pylint: disable=broad-except
     # Missing data surfaces as various errors (e.g. NotImplementedError about the
     # file format); ask the builder whether the data is really not there.
-    builder = tfds.builder(name, data_dir=data_dir)
-    build = (f"prepare it with `tfds build {name} --file_format=array_record "
-             f"--data_dir=DIR` on a machine with internet and copy DIR here "
-             f"(config.data.data_dir), {_OFFLINE_HINT}")
-    if not builder.is_prepared():
-      raise DatasetNotFoundError(
-          f"dataset {name!r} not found in {builder.data_dir}: {build}") from e
-    if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-      raise DatasetNotFoundError(
-          f"dataset {name!r} in {builder.data_dir} is stored as "
-          f"{builder.info.file_format.value}, not array_record (needed for random "
-          f"access without TensorFlow): {build}") from e
+    missing = _not_prepared(tfds, name, data_dir=data_dir)
+    if missing is not None:
+      raise missing from e
     raise

@@ -12,11 +12,13 @@ import itertools
 import json
 import os
 import re
+import time
 from typing import Any, Callable, Sequence
 
 from absl import logging
 import ml_collections
 
+from hypernets.training import files
 from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
 
@@ -67,39 +69,63 @@ def point_name(point: Point) -> str:
 
 
 def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: str, *,
-              train_fn: Callable[[ml_collections.ConfigDict, str], Any]) -> list[dict]:
+              train_fn: Callable[[ml_collections.ConfigDict, str], Any],
+              poll_seconds: float = 2.0) -> list[dict]:
   """Runs every point into workdir/<point_name> and gathers the results.
 
   Points whose results.json exists are skipped (a rerun finishes only the missing
   ones; a killed point resumes from its checkpoint). All overrides are checked
-  before anything runs. Writes workdir/results.json and workdir/results.csv: one
-  row per point (its overrides plus the point's results, without per-seed lists).
+  before anything runs. Each point is run under its workdir's lock: a point that
+  another launcher is running is left to it, so two launchers on one root split
+  the points, each point run once; at the end this one waits for those points
+  (and runs any whose launcher died first). Writes workdir/results.json and
+  workdir/results.csv: one row per point (its overrides plus the point's results,
+  without per-seed lists).
   """
   configs = [apply_point(config, point) for point in points]  # fail early
-  os.makedirs(workdir, exist_ok=True)
-  for i, (point, point_config) in enumerate(zip(points, configs)):
-    point_dir = os.path.join(workdir, point_name(point))
-    if os.path.exists(os.path.join(point_dir, "results.json")):
-      logging.info("Sweep point %d/%d %s: done already", i + 1, len(points), point)
-      continue
-    logging.info("Sweep point %d/%d %s", i + 1, len(points), point)
-    train_fn(point_config, point_dir)
+  files.makedirs(workdir)
+  todo = list(range(len(points)))
+  while todo:
+    busy = []
+    for i in todo:
+      point_dir = files.join(workdir, point_name(points[i]))
+      if _done(point_dir):
+        logging.info("Sweep point %d/%d %s: done already", i + 1, len(points), points[i])
+        continue
+      holder = workdir_lib.claim_workdir(point_dir)
+      if holder is not None:
+        logging.info("Sweep point %d/%d %s: left to another launcher (%s)", i + 1,
+                     len(points), points[i], holder)
+        busy.append(i)
+        continue
+      try:
+        if not _done(point_dir):  # finished by another launcher since the check above
+          logging.info("Sweep point %d/%d %s", i + 1, len(points), points[i])
+          train_fn(configs[i], point_dir)
+      finally:
+        workdir_lib.release_workdir(point_dir)
+    if busy:
+      time.sleep(poll_seconds)
+    todo = busy
   return gather(points, workdir)
+
+
+def _done(point_dir: str) -> bool:
+  return files.exists(files.join(point_dir, "results.json"))
 
 
 def gather(points: list[Point], workdir: str) -> list[dict]:
   """Rows {**point, **results} of the finished points; writes results.json/.csv."""
   rows = []
   for point in points:
-    path = os.path.join(workdir, point_name(point), "results.json")
-    if not os.path.exists(path):
+    path = files.join(workdir, point_name(point), "results.json")
+    if not files.exists(path):
       continue
-    with open(path) as f:
-      results = json.load(f)
+    results = json.loads(files.read_text(path))
     results.pop("per_seed", None)
     rows.append({**point, **_flatten_counts(results), "workdir": os.path.dirname(path)})
-  workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), rows)
-  workdir_lib.write_text_atomic(os.path.join(workdir, "results.csv"), _to_csv(rows))
+  workdir_lib.write_json_atomic(files.join(workdir, "results.json"), rows)
+  workdir_lib.write_text_atomic(files.join(workdir, "results.csv"), _to_csv(rows))
   return rows
 
 

@@ -12,12 +12,16 @@ global devices before anything touches a backend. Whether to join is read from
   process_id           -1: $JAX_PROCESS_ID, else autodetected
 
 'auto' joins only when the environment says this is one process of several:
-$JAX_COORDINATOR_ADDRESS, $HYPERNETS_DISTRIBUTED=1 (set by launch/tpu_pod.py), a
-Slurm or Open MPI job of more than one task, or TPU chips on this machine (a
-Cloud TPU VM, where `jax.distributed.initialize()` finds its slice). On a plain
-machine it does nothing. $HYPERNETS_DISTRIBUTED=0 turns 'auto' off.
+$JAX_COORDINATOR_ADDRESS, $HYPERNETS_DISTRIBUTED=1 (set by launch/tpu_pod.py), an
+`srun` step of more than one task, an Open MPI job of more than one process, or TPU
+chips on this machine (a Cloud TPU VM, where `jax.distributed.initialize()` finds
+its slice). On a plain machine it does nothing. $HYPERNETS_DISTRIBUTED=0 turns
+'auto' off. A Slurm job of several tasks whose batch script runs python itself
+(not under `srun`) is one process: JAX finds its peers only inside an srun step
+($SLURM_STEP_NODELIST), so it runs alone and says so in one log line.
 """
 
+import glob
 import os
 
 from absl import logging
@@ -44,13 +48,51 @@ def _env_int(name: str) -> int | None:
     raise ConfigError(f"${name} must be an integer, got {value!r}") from None
 
 
+_PCI_DEVICES = "/sys/bus/pci/devices"
+_GOOGLE_PCI_VENDOR = "0x1ae0"
+_PCI_ACCELERATOR_CLASS = "0x12"  # PCI base class 0x12: processing accelerators
+_slurm_reason_logged = False
+
+
 def _tpu_chips_attached() -> bool:
   """TPU chips on this machine's PCI bus (sysfs only: no backend, no network)."""
-  try:
+  try:  # jax's own probe; a private module, so only if it is still there
     from jax._src import hardware_utils  # pylint: disable=g-import-not-at-top
     return hardware_utils.num_available_tpu_chips_and_device_id()[0] > 0
   except Exception:  # pylint: disable=broad-except
-    return False
+    pass
+  # Public fallback: a Google PCI device of the accelerator class (a NIC from
+  # Google, gVNIC, is of the network class).
+  for device in glob.glob(os.path.join(_PCI_DEVICES, "*")):
+    try:
+      with open(os.path.join(device, "vendor")) as f:
+        vendor = f.read().strip()
+      with open(os.path.join(device, "class")) as f:
+        device_class = f.read().strip()
+    except OSError:
+      continue
+    if vendor == _GOOGLE_PCI_VENDOR and device_class.startswith(_PCI_ACCELERATOR_CLASS):
+      return True
+  return False
+
+
+def _slurm_signal() -> str | None:
+  """'an srun step of N tasks' inside a multi-task srun step, else None (logged once
+  when a multi-task Slurm job runs python outside srun)."""
+  global _slurm_reason_logged
+  if "SLURM_JOB_ID" not in os.environ:
+    return None
+  in_step = "SLURM_STEP_ID" in os.environ and "SLURM_STEP_NODELIST" in os.environ
+  if in_step:
+    tasks = _env_int("SLURM_STEP_NUM_TASKS") or _env_int("SLURM_NTASKS") or 1
+    return f"an srun step of {tasks} tasks" if tasks > 1 else None
+  tasks = _env_int("SLURM_NTASKS") or 1
+  if tasks > 1 and not _slurm_reason_logged:
+    _slurm_reason_logged = True
+    logging.warning("Slurm job of %d tasks, but this process is not in an srun step (no "
+                    "$SLURM_STEP_ID): running as one process; start it with `srun python "
+                    "launch/main.py ...` to run one process per task", tasks)
+  return None
 
 
 def environment_signal() -> str | None:
@@ -62,8 +104,9 @@ def environment_signal() -> str | None:
     return f"${ENV_FLAG}={flag}"
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     return "$JAX_COORDINATOR_ADDRESS"
-  if "SLURM_JOB_ID" in os.environ and (_env_int("SLURM_NTASKS") or 1) > 1:
-    return "a Slurm job of several tasks"
+  slurm = _slurm_signal()
+  if slurm:
+    return slurm
   if (_env_int("OMPI_COMM_WORLD_SIZE") or 1) > 1:
     return "an Open MPI job of several processes"
   if _tpu_chips_attached():
@@ -120,11 +163,9 @@ def maybe_initialize(config: ml_collections.ConfigDict) -> bool:
   if process_id is None:
     process_id = _env_int("JAX_PROCESS_ID")
 
-  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
-  if xla_bridge.backends_are_initialized():
-    raise ConfigError(f"a multi-process run was asked for ({reason}) but JAX already "
-                      "started its backend; call distributed.maybe_initialize(config) "
-                      "before anything touches jax devices")
+  too_late = ConfigError(f"a multi-process run was asked for ({reason}) but JAX already "
+                         "started its backend; call distributed.maybe_initialize(config) "
+                         "before anything touches jax devices")
   if _cpu_only():
     # Cross-process collectives on CPU (gloo is also jax 0.10's default).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -133,6 +174,11 @@ def maybe_initialize(config: ml_collections.ConfigDict) -> bool:
   try:
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id)
+  except RuntimeError as e:
+    # The public API's own check: it refuses once a backend is up.
+    if "before any JAX" in str(e):
+      raise too_late from None
+    raise
   except ValueError as e:
     if reason != _TPU_REASON:
       raise ConfigError(f"jax.distributed.initialize failed ({reason}): {e}") from None
@@ -155,3 +201,26 @@ def barrier(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)
+
+
+def first_error(message: str | None) -> str | None:
+  """The first process's error message (by process index) on every process, or None.
+
+  For a step that some processes may fail alone (process 0 finds the workdir in
+  use): all of them must then stop with the same line instead of the others
+  waiting forever at the next barrier. A collective in a multi-process run.
+  """
+  if jax.process_count() == 1:
+    return message
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  size = 2048
+  mine = np.zeros(size, np.uint8)
+  encoded = (message or "").encode()[:size]
+  mine[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+  every = np.asarray(multihost_utils.process_allgather(mine))  # [processes, size]
+  for row in every.reshape(-1, size):
+    text = bytes(row).rstrip(b"\0").decode(errors="replace")
+    if text:
+      return text
+  return None

@@ -1,13 +1,18 @@
-"""Orbax checkpoints in `workdir/checkpoints` with restore-or-initialize."""
+"""Orbax checkpoints in `workdir/checkpoints` with restore-or-initialize.
+
+The workdir may be a bucket URL (`gs://bucket/run`): orbax writes there itself
+(TensorStore's GCS driver for the arrays, etils.epath for the rest), which is
+what lets a run preempted on one TPU slice resume on another.
+"""
 
 import logging as logging_std
-import os
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from hypernets.errors import WorkdirError
+from hypernets.training import files
 
 
 class _DropOrbaxInfo(logging_std.Filter):
@@ -25,10 +30,10 @@ def quiet_orbax_info_logs() -> None:
 
 
 def create_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
-  """A CheckpointManager over `workdir/checkpoints` (created if needed)."""
+  """A CheckpointManager over `workdir/checkpoints` (created if needed; local or URL)."""
   quiet_orbax_info_logs()
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      files.join(files.absolute(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
       item_handlers=ocp.StandardCheckpointHandler())
 

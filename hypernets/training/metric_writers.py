@@ -2,11 +2,13 @@
 
 The interface follows clu's `MetricWriter` (write_scalars/write_hparams/flush/close).
 clu's own writers import TensorFlow, which this project does not need, so event
-files are written with tensorboardX. Only process 0 writes.
+files are written with tensorboardX. Only process 0 writes. A workdir in a bucket
+(`gs://...`) is written through hypernets/training/files.py: there every flush
+uploads the files again (objects cannot be appended to), at most every
+REMOTE_FLUSH_SECONDS while training and at `flush()` / `close()`.
 """
 
 import json
-import os
 import time
 from typing import Any, Mapping
 
@@ -14,6 +16,9 @@ from absl import logging
 import numpy as np
 
 from hypernets.parallel import distributed
+from hypernets.training import files
+
+REMOTE_FLUSH_SECONDS = 60.0
 
 
 class MetricWriter:
@@ -25,10 +30,14 @@ class MetricWriter:
     self._tb = None
     if not self._enabled:
       return
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self._remote = files.is_url(workdir)
+    self._last_flush = time.monotonic()
+    self._jsonl = files.AppendFile(files.join(workdir, "metrics.jsonl"))
     if tensorboard:
       import tensorboardX  # pylint: disable=g-import-not-at-top
-      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+      if self._remote:
+        _route_tensorboard_through_files(workdir)
+      self._tb = tensorboardX.SummaryWriter(files.join(workdir, "tensorboard"))
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     """Writes each scalar (python or 0-d array) at `step`."""
@@ -40,6 +49,8 @@ class MetricWriter:
     if self._tb is not None:
       for name, value in values.items():
         self._tb.add_scalar(name, value, global_step=int(step))
+    if self._remote and time.monotonic() - self._last_flush > REMOTE_FLUSH_SECONDS:
+      self.flush()
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     """Records hyperparameters as a TensorBoard text summary."""
@@ -52,6 +63,7 @@ class MetricWriter:
       self._jsonl.flush()
     if self._tb is not None:
       self._tb.flush()
+    self._last_flush = time.monotonic()
 
   def close(self) -> None:
     self.flush()
@@ -60,6 +72,21 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
     self._jsonl = self._tb = None
+
+
+class _FilesWriterFactory:
+  """tensorboardX's hook for URL schemes (its own gs:// writer needs google-cloud-storage)."""
+
+  def open(self, path: str) -> files.AppendFile:
+    return files.AppendFile(path, binary=True)
+
+  def directory_check(self, path: str) -> None:
+    files.makedirs(path)
+
+
+def _route_tensorboard_through_files(workdir: str) -> None:
+  from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+  record_writer.register_writer_factory(workdir.split(":", 1)[0], _FilesWriterFactory())
 
 
 class ReportProgress:

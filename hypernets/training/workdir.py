@@ -1,8 +1,10 @@
-"""The run directory: writability, the saved config, atomic result files."""
+"""The run directory: one writer (a lock), the saved config, atomic result files.
+
+A workdir is a local path or a bucket URL (`gs://bucket/run`); every file in it goes
+through hypernets/training/files.py, so the same code writes either.
+"""
 
 import json
-import os
-import tempfile
 import time
 from typing import Any
 
@@ -12,22 +14,14 @@ import ml_collections
 from hypernets.parallel import distributed
 from hypernets.config import RESUMABLE_FIELDS
 from hypernets.errors import WorkdirError
-
+from hypernets.training import files
+from hypernets.training import workdir_lock
 
 
 def write_text_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file and a rename: a reader sees
-  the old file or the new one, never half of one."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """Writes `text` to `path` (local or URL) atomically: a reader sees the old file
+  or the new one, never half of one."""
+  files.write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: str, data: Any) -> None:
@@ -53,22 +47,33 @@ def config_to_json_dict(config: ml_collections.ConfigDict) -> dict:
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
                     primary: bool | None = None) -> str:
-  """Creates `workdir`, checks it is writable and holds no run of another config.
+  """Locks `workdir`, creates it, checks it is writable and holds no run of another config.
 
-  Writes `workdir/config.json` for a new run. Returns the absolute path.
-  Raises WorkdirError (nothing in the workdir is modified) otherwise, unless
-  `config.overwrite`: then the old run is moved to `<workdir>.replaced-<time>`.
+  The lock comes first (hypernets/training/workdir_lock.py): while another process
+  trains in `workdir`, this one stops with WorkdirError naming it, having changed
+  nothing; the lock is then held until this process exits (`release_workdir`).
+  Writes `workdir/config.json` for a new run. Returns the absolute path (a URL
+  such as `gs://bucket/run` as given). Raises WorkdirError (nothing in the
+  workdir is modified) otherwise, unless `config.overwrite`: then the old run is
+  moved to `<workdir>.replaced-<time>`.
   In a multi-process run only process 0 (`primary`, default: this process is
-  process 0) creates, moves and writes; the others check, read-only, so that every
-  process stops on the same clear error, and all wait for process 0 to finish.
+  process 0) locks, creates, moves and writes; the others check, read-only; every
+  process stops on the first process's error, and all wait for process 0 to finish.
   """
   if primary is None:
     primary = distributed.is_primary()
-  workdir = os.path.abspath(workdir)
-  if primary:
-    _create_or_move_aside(workdir, config)
-  else:
-    _check_saved_config(workdir, config)
+  workdir = files.absolute(workdir)
+  error = None
+  try:
+    if primary:
+      _create_or_move_aside(workdir, config)
+    else:
+      _check_saved_config(workdir, config)
+  except WorkdirError as e:
+    error = str(e)
+  error = distributed.first_error(error)
+  if error is not None:
+    raise WorkdirError(error)
   distributed.barrier("hypernets.prepare_workdir")
   return workdir
 
@@ -81,12 +86,11 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | 
   `prepare_workdir` would (None with `config.overwrite`: that run is to be replaced).
   Reads only; lets a rerun report a finished run without rebuilding the model.
   """
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path) or _check_saved_config(workdir, config):
+  path = files.join(workdir, "results.json")
+  if not files.exists(path) or _check_saved_config(workdir, config):
     return None
   try:
-    with open(path) as f:
-      results = json.load(f)
+    results = json.loads(files.read_text(path))
   except (OSError, json.JSONDecodeError):
     return None  # rerunning rewrites it
   if results.get("step") != config.get("num_train_steps"):
@@ -94,22 +98,45 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | 
   return results
 
 
+def claim_workdir(workdir: str) -> str | None:
+  """Takes `workdir`'s lock without waiting: None if this process now holds it, else
+  the line naming the holder. In a multi-process run process 0 decides for all."""
+  workdir = files.absolute(workdir)
+  busy = None
+  if distributed.is_primary():
+    try:
+      files.makedirs(workdir)
+      busy = workdir_lock.try_acquire(workdir)
+    except OSError as e:
+      busy = f"workdir {workdir} cannot be written: {e.strerror or e}"
+  return distributed.first_error(busy)
+
+
+def release_workdir(workdir: str) -> None:
+  """Gives back the lock prepare_workdir or claim_workdir took (else a no-op)."""
+  workdir_lock.release(workdir)
+
+
 def _create_or_move_aside(workdir: str, config: ml_collections.ConfigDict) -> None:
   """prepare_workdir's part for the process that writes."""
   try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
-      pass
+    files.makedirs(workdir)
+    busy = workdir_lock.try_acquire(workdir)  # before anything is written
+    if busy is None:
+      files.check_writable(workdir)
   except OSError as e:
     raise WorkdirError(f"workdir {workdir} cannot be written: {e.strerror or e}") from None
+  if busy is not None:
+    raise WorkdirError(busy)
   if _check_saved_config(workdir, config):
     moved = f"{workdir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.rename(workdir, moved)  # set aside, never deleted
+    files.rename(workdir, moved)  # set aside, never deleted; our lock moves with it
+    workdir_lock.release(workdir)
     logging.warning("config.overwrite: moved the previous run in %s to %s", workdir, moved)
     _create_or_move_aside(workdir, config)
     return
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
+  config_path = files.join(workdir, "config.json")
+  if not files.exists(config_path):
     write_json_atomic(config_path, config_to_json_dict(config))
 
 
@@ -119,12 +146,11 @@ def _check_saved_config(workdir: str, config: ml_collections.ConfigDict) -> bool
   False if it is absent or matches up to RESUMABLE_FIELDS; raises WorkdirError if it
   differs and `config.overwrite` is off, or cannot be read.
   """
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
+  config_path = files.join(workdir, "config.json")
+  if not files.exists(config_path):
     return False
   try:
-    with open(config_path) as f:
-      saved = json.load(f)
+    saved = json.loads(files.read_text(config_path))
   except (OSError, json.JSONDecodeError) as e:
     raise WorkdirError(f"{config_path} is unreadable ({e}); move it away or use "
                        "a new workdir") from None
