@@ -42,13 +42,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.num_train_examples = 0  # 0 = all
   config.data.num_test_examples = 0
   config.data.num_classes = 12
-  config.data.seed = 0  # the fixed angles of the evaluation images
+  config.data.seed = 0  # the fixed angles of the evaluation images, the epoch order
+  # 'fixed': one angle per test image, drawn once from data.seed (every evaluation
+  # and every run sees the same rotated images); 'fresh': new angles at every
+  # evaluation, as the official test loader draws them (same expected error).
+  config.data.test_angles = "fixed"
+  config.data.regime = "fixed"  # images: a finite set, never 'online'
 
   depth = int(options.get("depth", 4))  # the paper's `depth`: hidden 100x100 layers
   d = IMAGE_DIMS[config.data.source]
   config.model = ml_collections.ConfigDict()
   config.model.kind = options.get("kind", "hypernet")
   config.model.activation = "relu"
+  # PyTorch's default init (the paper's code sets none): every Linear's weights AND
+  # biases U(+-1/sqrt(fan_in)); 'lecun' = flax's lecun_normal kernels, zero biases.
+  config.model.init_scheme = "torch"
   config.model.primary = ml_collections.ConfigDict()
   config.model.primary.name = "mlp"
   config.model.primary.widths = (10,)
@@ -60,7 +68,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.generator = "heads"
   config.model.f_width = 100
   config.model.f_depth = depth + 1  # Linear(d->100) counts as the first hidden layer
-  config.model.f_init = "lecun"  # a plain Linear head, as in the paper's code
+  # A plain Linear head (as in the paper's code), started by model.init_scheme.
+  config.model.f_init = "lecun"
   config.model.f_init_scale = 0.01
   config.model.generated_params = ".*"
   config.model.rank = 4
@@ -87,6 +96,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.batch = ml_collections.ConfigDict()
   config.batch.conditions = 64  # images per step
   config.batch.points = 1  # one rotated copy of each
+  # 'epoch': a fresh permutation of the training images every epoch, no image
+  # dropped (the official DataLoader(shuffle=True); hypernets/data/epochs.py);
+  # 'random': distinct random images each step.
+  config.batch.sampling = "epoch"
+  config.data.sampling = config.batch.get_ref("sampling")  # read by the data pipeline
 
   config.num_epochs = 10
   config.num_train_steps = _steps(config)
