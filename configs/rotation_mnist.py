@@ -12,10 +12,16 @@ Run (embedded offline digits, a few minutes on a CPU):
 Paper sizes (60k MNIST through tensorflow-datasets, 10 epochs, lr 1e-3, 100 seeds):
   python launch/main.py --config=configs/rotation_mnist.py:paper \
       --config.data.data_dir=$HOME/tensorflow_datasets --workdir=/tmp/rot_paper
-Sweeps: `launch/sweep.py --sweep=depth` (paper depth 2..9, both methods) and
-`--sweep=lr` (1e-4 * 10^(j/4), e of depth 3, f of depth 4).
+The official protocol on the 5,000 offline digits (torch init, plain SGD at lr 1e-2,
+batch 64, epoch order, 10 epochs; lr 1e-3 leaves both methods near chance on 4,000
+training digits), both methods, 5 seeds:
+  python launch/sweep.py --config=configs/rotation_mnist.py:official --sweep=methods \
+      --workdir=/tmp/rot_official
+Sweeps: `launch/sweep.py --sweep=depth` (paper depth 2..9, both methods),
+`--sweep=lr` (1e-4 * 10^(j/4), e of depth 3, f of depth 4) and `--sweep=methods`
+(hypernetwork and embedding method at the config's depth).
 
-Variants (comma-separated): quick | paper | small (CI), kind=K, depth=D.
+Variants (comma-separated): quick | official | paper | small (CI), kind=K, depth=D.
 """
 
 import ml_collections
@@ -29,7 +35,7 @@ IMAGE_DIMS = {"mnist_5k": 784, "digits_8x8": 64, "mnist": 784, "cifar10": 3072}
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The rotation experiment; see the module docstring for `arg`."""
-  options = config_lib.parse_variants(arg, known={"quick", "paper", "small", "kind", "depth"},
+  options = config_lib.parse_variants(arg, known={"quick", "official", "paper", "small", "kind", "depth"},
                                   config_name="rotation_mnist")
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -118,6 +124,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_epochs = 20
     config.num_seeds = 3
     config.num_train_steps = _steps(config)
+  if "official" in options:
+    # The official protocol (init, optimizer, batch, epoch order, epochs) on the
+    # embedded digits, with lr 1e-2: at the paper's 1e-3 neither method learns on
+    # 4,000 digits in 10 epochs (PAPER.md).
+    config.optimizer.learning_rate = 1e-2
+    config.num_epochs = 10
+    config.num_seeds = 5
+    config.num_train_steps = _steps(config)
+    config.eval_every_steps = config.checkpoint_every_steps = 125
   if "paper" in options:
     config.data.source = "mnist"
     config.num_seeds = 100
@@ -143,10 +158,12 @@ def _steps(config) -> int:
 
 
 def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
-  """depth: paper depth 2..9 for both methods; lr: 1e-4 * 10^(j/4), j = 2..9."""
+  """depth: paper depth 2..9 for both methods; lr: 1e-4 * 10^(j/4), j = 2..9;
+  methods: both methods at the config's depth."""
   del arg
   depths = list(range(2, 10))
   return {
+      "methods": sweeps.sweep("model.kind", ["hypernet", "embedding"]),
       "depth": sweeps.product(
           sweeps.sweep("model.kind", ["hypernet", "embedding"]),
           sweeps.zipit(sweeps.sweep("model.f_depth", [k + 1 for k in depths]),

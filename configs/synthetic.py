@@ -9,12 +9,19 @@ Compare the kinds side by side (the README's main job):
 
 Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --workdir=W`):
   depth      hypernetwork vs embedding method, depth of f / e in 1..8.
-  embedding  embedding method as the embedding size grows (hypernetwork as reference).
+  embedding  embedding method as the embedding size grows (7 sizes, no hypernetwork).
+  depth_lr   both methods at depths 1, 2, 4, 8, each at learning rates 1e-3, 3e-3, 1e-2
+             (pick per depth on the validation sample: the online regime's 'train'
+             split, a fresh sample apart from the test one).
+Each in either data regime: `--config.data.regime=online` trains on fresh draws
+(the approximation error the theorems bound), 'fixed' on num_train_conditions rows.
 
 Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
   quick      3 seeds, 3,000 steps: the sweeps' CPU-sized setting (REPRODUCTION.md).
+  paper      paper scale: f / e of width 100 (the paper's f), 10 seeds, 10,000 steps.
   small      a seconds-long run for tests and CI.
   kind=K     model.kind = K (hypernet | embedding | standard).
+  regime=R   data.regime = R (fixed | online).
 """
 
 import ml_collections
@@ -25,7 +32,7 @@ from hypernets.experiments import sweeps
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The default synthetic experiment; see the module docstring for `arg`."""
-  options = config_lib.parse_variants(arg, known={"quick", "small", "kind"}, config_name="synthetic")
+  options = config_lib.parse_variants(arg, known={"quick", "paper", "small", "kind", "regime"}, config_name="synthetic")
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init and batch order of the first seed
   config.num_seeds = 1  # seeds seed, seed+1, ... trained together in one program
@@ -44,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # draws fresh conditioning inputs and points from the target (the approximation
   # regime the theorems speak of; hypernets/data/online.py). Both evaluate on the
   # same test sample (online: >= 10x a batch).
-  config.data.regime = "fixed"
+  config.data.regime = options.get("regime", "fixed")
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = options.get("kind", "hypernet")  # hypernet | embedding | standard
@@ -116,6 +123,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_train_steps = 3000
     config.eval_every_steps = 1000
     config.checkpoint_every_steps = 1000
+  if "paper" in options:
+    config.num_seeds = 10
+    config.model.f_width = config.model.e_width = 100
+    config.num_train_steps = 10000
+    config.steps_per_call = 50
+    config.eval_every_steps = config.checkpoint_every_steps = 1000
   if "small" in options:
     config.data.num_train_conditions = 64
     config.data.num_test_conditions = 32
@@ -146,4 +159,9 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
       "embedding": sweeps.product(
           sweeps.sweep("model.kind", ["embedding"]),
           sweeps.sweep("model.embedding_dim", [4, 8, 16, 32, 64, 128, 256])),
+      "depth_lr": sweeps.product(
+          sweeps.sweep("model.kind", ["hypernet", "embedding"]),
+          sweeps.zipit(sweeps.sweep("model.f_depth", [1, 2, 4, 8]),
+                       sweeps.sweep("model.e_depth", [1, 2, 4, 8])),
+          sweeps.sweep("optimizer.learning_rate", [1e-3, 3e-3, 1e-2])),
   }
