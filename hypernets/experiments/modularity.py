@@ -261,3 +261,59 @@ def summary_lines(data: dict, *, eps_levels: Sequence[float], m1: int) -> list[s
 
 def is_finite(value) -> bool:
   return value is not None and math.isfinite(value)
+
+
+def claims(rows: Sequence[dict], *, command: str, metric: str, m1: int,
+           eps_levels: Sequence[float] | None = None, **kwargs):
+  """(claims, curves, eps levels) of the modularity sweep: per m2, N_q / N_g at the
+  eps levels; N(eps) against m2; the 2x-f/e bottleneck check."""
+  from hypernets.experiments import claims as claims_lib  # pylint: disable=g-import-not-at-top
+  texts = ("Thms 2-4 (modularity): the hypernetwork's primary g reaches each error with "
+           "fewer parameters than the embedding method's q (N_q / N_g > 1)",
+           "Thm 4 vs Thms 2-3: the g needed for a fixed error does not grow with m2; "
+           "the q needed does",
+           "f and e are large enough not to be the bottleneck (2x wider: error within "
+           "-33%)")
+  if not rows:
+    return [claims_lib.not_run(t, command, **kwargs) for t in texts], {}, []
+  main, check = split_bottleneck(rows)
+  data = curves(main, metric=metric)
+  eps_levels = list(eps_levels or default_eps_levels(data))
+  out = []
+  for m2, by_eps in ratios(data, eps_levels).items():
+    values = [r.value for r in by_eps.values()]
+    wins = sum(v is not None and v > 1 for v in values)
+    fits = {m: fitted_exponent(data[(m2, m)]) for m in METHODS}
+    theory_k = theory_exponents(m1=m1, m2=m2)
+    measured = "; ".join(f"eps {eps:g}: N_g {r.n_g or 'not reached'}, N_q "
+                         f"{r.n_q or 'not reached'}, N_q/N_g {r.text}"
+                         for eps, r in by_eps.items())
+    measured += ("; fitted exponents k (N ~ eps^-k): "
+                 + ", ".join(f"{SIZE_NAMES[m]} {k:.2f}" if k is not None else
+                             f"{SIZE_NAMES[m]} none" for m, k in fits.items())
+                 + "; theory (r=1): " + ", ".join(f"{k} {v:g}" for k, v in theory_k.items()))
+    verdict = ("holds" if wins == len(values) else "partly" if wins else "does not hold")
+    out.append(claims_lib.Claim(f"{texts[0]}, m2 = {m2}", command, measured,
+                                claims_lib.seeds_text(main), verdict, **kwargs))
+  mid = eps_levels[len(eps_levels) // 2]
+  trend = n_vs_m2(data, mid)
+  (m2s_g, n_g), (m2s_q, n_q) = trend["hypernet"], trend["embedding"]
+  g_flat = n_g[0] is not None and n_g[-1] is not None and n_g[-1] <= 2 * n_g[0]
+  q_grows = n_q[0] is not None and (n_q[-1] is None or n_q[-1] > 2 * n_q[0])
+  shown = lambda ns: ", ".join("not reached" if n is None else str(n) for n in ns)
+  out.append(claims_lib.Claim(
+      texts[1], command,
+      f"at eps {mid:g}, m2 = {', '.join(map(str, m2s_g))}: N_g {shown(n_g)}; "
+      f"N_q {shown(n_q)}", claims_lib.seeds_text(main),
+      "holds" if g_flat and q_grows else "partly" if g_flat or q_grows else "does not hold",
+      "flat: N at the largest m2 <= 2x N at the smallest; grows: > 2x or not reached",
+      **kwargs))
+  effects = bottleneck_effects(main, check, metric=metric)
+  if effects:
+    ok = all(e["ratio"] >= 0.67 for e in effects)
+    out.append(claims_lib.Claim(
+        texts[2], command, "; ".join(
+            f"m2={e['m2']} {e['method']} N={e['n']}: {e['base']:.3g} -> {e['doubled']:.3g}"
+            for e in effects), claims_lib.seeds_text(check),
+        "holds" if ok else "does not hold", **kwargs))
+  return claims_lib.guard_one_seed(out, rows), data, eps_levels
