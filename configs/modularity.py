@@ -141,16 +141,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return config
 
 
-def _widths(arg: str | None) -> tuple[int, ...]:
-  options = config_lib.parse_variants(
+def _variants(arg: str | None) -> dict[str, str]:
+  return config_lib.parse_variants(
       arg, known={"quick", "paper", "small", "kind", "m2", "widths"},
       config_name="modularity")
+
+
+def primary_widths(arg: str | None = None) -> tuple[int, ...]:
+  """The primary widths the sweep covers: WIDTHS (paper: up to 128; small: 1 and 4),
+  or the variant widths=A/B/...; fewer than two stop with one line (no curve, no fit)."""
+  options = _variants(arg)
   if "widths" in options:
     try:
       widths = tuple(sorted({int(w) for w in options["widths"].split("/") if w}))
     except ValueError:
       raise ConfigError(f"configs/modularity.py variant widths={options['widths']!r}: "
-                        "give positive integers separated by '/', e.g. widths=1/4/16")
+                        "give positive integers separated by '/', e.g. widths=1/4/16"
+                        ) from None
+  elif "small" in options:
+    widths = (1, 4)
   else:
     widths = WIDTHS + ((128,) if "paper" in options else ())
   if len(widths) < 2 or min(widths) < 1:
@@ -161,17 +170,17 @@ def _widths(arg: str | None) -> tuple[int, ...]:
 
 def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
   """primary: m2 x method x primary width, plus the 2x-f/e bottleneck check."""
-  widths = _widths(arg)
-  m2s = (2, 4) if "small" in (arg or "") else M2S
+  widths = primary_widths(arg)
+  m2s = (2, 4) if "small" in _variants(arg) else M2S
   kinds = ["hypernet", "embedding"]
   main = sweeps.product(sweeps.sweep("data.m2", list(m2s)),
                         sweeps.sweep("model.kind", kinds),
                         sweeps.sweep("model.primary.widths", [(w,) for w in widths]))
   check_widths = [w for w in BOTTLENECK_WIDTHS if w in widths] or [widths[0], widths[-1]]
+  f_width = get_config(arg).model.f_width
+  # f and e twice as wide (e's width follows f's).
   check = sweeps.product(sweeps.sweep("data.m2", [max(m2s)]),
                          sweeps.sweep("model.kind", kinds),
                          sweeps.sweep("model.primary.widths", [(w,) for w in check_widths]),
-                         sweeps.sweep("model.f_width", ["2x"]))
-  for point in check:  # f and e (e's width follows f's) twice as wide
-    point["model.f_width"] = 2 * get_config(arg).model.f_width
+                         sweeps.sweep("model.f_width", [2 * f_width]))
   return {"primary": main + check}

@@ -263,7 +263,7 @@ def is_finite(value) -> bool:
   return value is not None and math.isfinite(value)
 
 
-def claims(rows: Sequence[dict], *, command: str, metric: str, m1: int,
+def claims(rows: Sequence[dict], *, metric: str, m1: int, command: str = "",
            eps_levels: Sequence[float] | None = None, **kwargs):
   """(claims, curves, eps levels) of the modularity sweep: per m2, N_q / N_g at the
   eps levels; N(eps) against m2; the 2x-f/e bottleneck check."""
