@@ -10,7 +10,7 @@ Compare the kinds side by side (the README's main job):
 Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --workdir=W`):
   depth      hypernetwork vs embedding method, depth of f / e in 1..8.
   embedding  embedding method as the embedding size grows (7 sizes, no hypernetwork).
-  depth_lr   both methods at depths 1, 2, 4, 8, each at learning rates 1e-3, 3e-3, 1e-2
+  depth_lr   both methods at depths 1, 4, 8, each at learning rates 1e-3, 3e-3, 1e-2
              (pick per depth on the validation sample: the online regime's 'train'
              split, a fresh sample apart from the test one).
 Each in either data regime: `--config.data.regime=online` trains on fresh draws
@@ -161,7 +161,7 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
           sweeps.sweep("model.embedding_dim", [4, 8, 16, 32, 64, 128, 256])),
       "depth_lr": sweeps.product(
           sweeps.sweep("model.kind", ["hypernet", "embedding"]),
-          sweeps.zipit(sweeps.sweep("model.f_depth", [1, 2, 4, 8]),
-                       sweeps.sweep("model.e_depth", [1, 2, 4, 8])),
+          sweeps.zipit(sweeps.sweep("model.f_depth", [1, 4, 8]),
+                       sweeps.sweep("model.e_depth", [1, 4, 8])),
           sweeps.sweep("optimizer.learning_rate", [1e-3, 3e-3, 1e-2])),
   }
