@@ -69,7 +69,7 @@ EXPERIMENTS = {
     "rotation_mnist_lr": Experiment("configs/rotation_mnist.py", "lr", ":quick"),
     "rotation_official": Experiment("configs/rotation_mnist.py", "methods", ":official"),
     "rotation_official_depth_seeds": Experiment(
-        "configs/rotation_mnist.py", "depth", ":official --config.num_seeds=20",
+        "configs/rotation_mnist.py", "depth", ":official --config.num_seeds=10",
         scale="paper"),
     "structured": Experiment("configs/structured.py", "size", ":quick"),
     "modularity": Experiment("configs/modularity.py", "primary", ":quick", "online"),
