@@ -38,10 +38,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.num_train_conditions = 1024
   config.data.num_test_conditions = 256
   config.data.points_per_condition = 32
+  # 'fixed': train on the num_train_conditions stored rows; 'online': every step
+  # draws fresh conditioning inputs and points from the target (the approximation
+  # regime the theorems speak of; hypernets/data/online.py). Both evaluate on the
+  # same test sample (online: >= 10x a batch).
+  config.data.regime = "fixed"
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = options.get("kind", "hypernet")
   config.model.activation = "relu"
+  # 'lecun': flax's default (lecun_normal kernels, zero biases); 'torch': PyTorch's
+  # default, kernels and biases U(+-1/sqrt(fan_in)) (hypernets/nets.py).
+  config.model.init_scheme = "lecun"
   config.model.primary = ml_collections.ConfigDict()
   config.model.primary.name = "mlp"
   config.model.primary.widths = (16,)  # the hypernetwork's g has g*'s shape
@@ -82,6 +90,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.batch = ml_collections.ConfigDict()
   config.batch.conditions = 32
   config.batch.points = 32
+  # 'random': distinct random rows each step; 'epoch': a fresh permutation of the
+  # training rows every epoch (hypernets/data/epochs.py). Fixed regime only.
+  config.batch.sampling = "random"
+  config.data.sampling = config.batch.get_ref("sampling")  # read by the data pipeline
 
   config.num_train_steps = 6000
   config.log_every_steps = 500

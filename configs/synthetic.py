@@ -10,14 +10,20 @@ Compare the kinds side by side (the README's main job):
   python launch/compare.py --config=configs/synthetic.py --workdir=/tmp/hypernets_main
 
 Sweeps (`python launch/sweep.py --config=configs/synthetic.py --sweep=NAME --workdir=W`):
-  depth      hypernetwork vs embedding method, depth of f / e in 1..8 (16 points).
-  embedding  the embedding method alone, embedding size E in 4..256 (7 points); the
-             hypernetwork to compare with is the depth sweep's (f_depth = 3).
+  depth      hypernetwork vs embedding method, depth of f / e in 1..8.
+  embedding  embedding method as the embedding size grows (7 sizes, no hypernetwork).
+  depth_lr   both methods at depths 1, 4, 8, each at learning rates 1e-3, 3e-3, 1e-2
+             (pick per depth on the validation sample: the online regime's 'train'
+             split, a fresh sample apart from the test one).
+Each in either data regime: `--config.data.regime=online` trains on fresh draws
+(the approximation error the theorems bound), 'fixed' on num_train_conditions rows.
 
 Variants (`--config=configs/synthetic.py:ARG`, comma-separated):
   quick      3 seeds, 3,000 steps: the sweeps' CPU-sized setting (REPRODUCTION.md).
+  paper      paper scale: f / e of width 100 (the paper's f), 10 seeds, 10,000 steps.
   small      a seconds-long run for tests and CI.
   kind=K     model.kind = K (hypernet | embedding | standard).
+  regime=R   data.regime = R (fixed | online).
 """
 
 import ml_collections
@@ -28,7 +34,7 @@ from hypernets.experiments import sweeps
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The default synthetic experiment; see the module docstring for `arg`."""
-  options = config_lib.parse_variants(arg, known={"quick", "small", "kind"}, config_name="synthetic")
+  options = config_lib.parse_variants(arg, known={"quick", "paper", "small", "kind", "regime"}, config_name="synthetic")
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init and batch order of the first seed
   config.num_seeds = 1  # seeds seed, seed+1, ... trained together in one program
@@ -43,10 +49,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.num_train_conditions = 2000
   config.data.num_test_conditions = 500
   config.data.points_per_condition = 64
+  # 'fixed': train on the num_train_conditions stored rows; 'online': every step
+  # draws fresh conditioning inputs and points from the target (the approximation
+  # regime the theorems speak of; hypernets/data/online.py). Both evaluate on the
+  # same test sample (online: >= 10x a batch).
+  config.data.regime = options.get("regime", "fixed")
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = options.get("kind", "hypernet")  # hypernet | embedding | standard
   config.model.activation = "relu"  # of the f / e trunks and of the standard net
+  # 'lecun': flax's default (lecun_normal kernels, zero biases); 'torch': PyTorch's
+  # default, kernels and biases U(+-1/sqrt(fan_in)) (hypernets/nets.py).
+  config.model.init_scheme = "lecun"
   # Primary g (hypernetwork) and, at the same hidden widths, q (embedding method).
   config.model.primary = ml_collections.ConfigDict()
   config.model.primary.name = "mlp"  # mlp | conv
@@ -93,6 +107,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.batch = ml_collections.ConfigDict()
   config.batch.conditions = 32  # conditioning inputs per step
   config.batch.points = 32  # points per conditioning input per step
+  # 'random': distinct random rows each step; 'epoch': a fresh permutation of the
+  # training rows every epoch (hypernets/data/epochs.py). Fixed regime only.
+  config.batch.sampling = "random"
+  config.data.sampling = config.batch.get_ref("sampling")  # read by the data pipeline
 
   config.num_train_steps = 6000
   config.log_every_steps = 200
@@ -107,6 +125,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_train_steps = 3000
     config.eval_every_steps = 1000
     config.checkpoint_every_steps = 1000
+  if "paper" in options:
+    config.num_seeds = 10
+    config.model.f_width = config.model.e_width = 100
+    config.num_train_steps = 10000
+    config.steps_per_call = 50
+    config.eval_every_steps = config.checkpoint_every_steps = 1000
   if "small" in options:
     config.data.num_train_conditions = 64
     config.data.num_test_conditions = 32
@@ -137,4 +161,9 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
       "embedding": sweeps.product(
           sweeps.sweep("model.kind", ["embedding"]),
           sweeps.sweep("model.embedding_dim", [4, 8, 16, 32, 64, 128, 256])),
+      "depth_lr": sweeps.product(
+          sweeps.sweep("model.kind", ["hypernet", "embedding"]),
+          sweeps.zipit(sweeps.sweep("model.f_depth", [1, 4, 8]),
+                       sweeps.sweep("model.e_depth", [1, 4, 8])),
+          sweeps.sweep("optimizer.learning_rate", [1e-3, 3e-3, 1e-2])),
   }

@@ -86,6 +86,10 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
   """Validates the fields `train_and_evaluate` reads; raises ConfigError on the first bad one."""
   # pylint: disable=g-import-not-at-top
   from hypernets.data import images
+  from hypernets.data.epochs import SAMPLINGS
+  from hypernets.data.online import check_regime
+  from hypernets.data.rotation import TEST_ANGLES
+  from hypernets.nets import INIT_SCHEMES
   from hypernets.generators import GENERATORS
   from hypernets.generators import INITS
   from hypernets.models import MODEL_KINDS
@@ -146,8 +150,15 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
                 "eval_conditions_per_chunk"):
     check_int(config, field, minimum=1)
 
+  check_regime(config)
+  if "sampling" in config.batch:
+    check_choice(config, "batch.sampling", SAMPLINGS)
+  if "init_scheme" in config.model:
+    check_choice(config, "model.init_scheme", INIT_SCHEMES)
   if config.data.name == "rotation":
     check_choice(config, "data.source", images.SOURCES)
+    if "test_angles" in config.data:
+      check_choice(config, "data.test_angles", TEST_ANGLES)
     check_int(config, "data.num_classes", minimum=2)
     check_int(config, "data.num_train_examples", minimum=0)
     check_int(config, "data.num_test_examples", minimum=0)

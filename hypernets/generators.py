@@ -14,7 +14,8 @@ Kinds (`config.model.generator`):
 Generators see g through `LeafSpec`s, one per generated leaf, which carry the
 variance g's own initialiser gives that leaf; `init` chooses how f's last layer is
 initialised: 'primary' (f(I) starts at a sample of g's own init plus a small
-I-dependent part), 'lecun' (plain Dense, as in the paper's code), 'hyperfan_in' /
+I-dependent part), 'lecun' (a plain Dense, as in the paper's code, started like every
+other layer: `init_scheme`, nets.INIT_SCHEMES; 'torch' is the paper's), 'hyperfan_in' /
 'hyperfan_out' (Chang, Sahni & Tan, ICLR 2020: the generated leaves start with the
 variance of g's own fan-in initialiser, or its fan-out counterpart).
 """
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hypernets.errors import ConfigError
+from hypernets.nets import layer_inits
 from hypernets.nets import MLP
 from hypernets.primary import Primary
 
@@ -118,11 +120,12 @@ class _GeneratorBase(nn.Module):
   init_scale: float = 0.01  # 'primary' init: variance scale of the I-dependent part
   # E||trunk(I)||^2 over the data; None: use the value at the init input.
   feature_sq_norm: float | jax.Array | None = None
+  init_scheme: str = "lecun"  # trunk layers and 'lecun' (plain) output layers
 
   def trunk(self, cond: jax.Array) -> jax.Array:
     """trunk(I): [*cond_shape] -> [trunk_widths[-1]]."""
     return MLP(self.trunk_widths, self.activation, activate_final=True,
-               name="trunk")(jnp.reshape(cond, (-1,)))
+               init_scheme=self.init_scheme, name="trunk")(jnp.reshape(cond, (-1,)))
 
   def _sq_norm(self, sq_norm: jax.Array):
     """The calibrated E||features||^2 if set, else `sq_norm` (this input's); records
@@ -161,7 +164,7 @@ class PerTensorHeads(_GeneratorBase):
                                                        "truncated_normal")
         bias_init = _primary_leaf_init(self.primary, spec)
       elif self.init == "lecun":
-        kernel_init, bias_init = nn.initializers.lecun_normal(), nn.initializers.zeros
+        kernel_init, bias_init = layer_inits(self.init_scheme, h.shape[-1])
       else:
         kernel_init = _scaled_normal(spec.target_variance(self.init), sq_norm)
         bias_init = nn.initializers.zeros
@@ -188,7 +191,7 @@ class LowRankGenerator(_GeneratorBase):
 
     def kernel_init(key, shape, dtype=jnp.float32):
       if self.init == "lecun":
-        return nn.initializers.lecun_normal()(key, shape, dtype)
+        return layer_inits(self.init_scheme, self.rank)[0](key, shape, dtype)
       if self.init == "primary":
         return nn.initializers.variance_scaling(
             self.init_scale, "fan_in", "truncated_normal")(key, shape, dtype)
@@ -198,6 +201,8 @@ class LowRankGenerator(_GeneratorBase):
       return jnp.concatenate(blocks, axis=1)
 
     def bias_init(key, shape, dtype=jnp.float32):
+      if self.init == "lecun":
+        return layer_inits(self.init_scheme, self.rank)[1](key, shape, dtype)
       if self.init != "primary":
         return jnp.zeros(shape, dtype)
       keys = jax.random.split(key, len(self.specs))
@@ -298,11 +303,12 @@ class FilmGenerator(nn.Module):
   trunk_widths: Sequence[int]
   activation: str = "relu"
   init_scale: float = 0.01
+  init_scheme: str = "lecun"  # trunk layers
 
   @nn.compact
   def __call__(self, cond: jax.Array):
     h = MLP(self.trunk_widths, self.activation, activate_final=True,
-            name="trunk")(jnp.reshape(cond, (-1,)))
+            init_scheme=self.init_scheme, name="trunk")(jnp.reshape(cond, (-1,)))
     init = nn.initializers.variance_scaling(self.init_scale, "fan_in", "truncated_normal")
     out = []
     for layer in self.layers:

@@ -100,7 +100,8 @@ def hypernetwork(primary: primary_lib.Primary, *, generator: str = "heads",
                  trunk_widths: Sequence[int] = (64, 64), activation: str = "relu",
                  generated: str = ".*", init: str = "primary", init_scale: float = 0.01,
                  rank: int = 4, chunk_size: int = 256, chunk_embedding_dim: int = 8,
-                 chunk_hidden: Sequence[int] = ()) -> HypernetModel:
+                 chunk_hidden: Sequence[int] = (), init_scheme: str = "lecun"
+                 ) -> HypernetModel:
   """A HypernetModel for `primary` with the named generator kind.
 
   Args:
@@ -113,17 +114,21 @@ def hypernetwork(primary: primary_lib.Primary, *, generator: str = "heads",
     init: how f's output layer starts (generators.INITS).
     init_scale: variance scale of the I-dependent part for 'primary' init / film.
     rank, chunk_size, chunk_embedding_dim, chunk_hidden: 'lowrank' / 'chunked' sizes.
+    init_scheme: how f's trunk (and a 'lecun', i.e. plain, output layer) starts
+      (nets.INIT_SCHEMES); g's own init is the primary's.
   """
   trunk_widths = tuple(int(w) for w in trunk_widths)
   if generator == "film":
     layers = generators.film_layers(primary)
-    f = generators.FilmGenerator(layers, trunk_widths, activation, init_scale)
+    f = generators.FilmGenerator(layers, trunk_widths, activation, init_scale,
+                                 init_scheme=init_scheme)
     return HypernetModel(f=f, primary=primary,
                          shared=tuple(range(len(primary.leaves))), film=layers)
   indices = select_leaves(primary, generated)
   specs = generators.leaf_specs(primary, indices=indices)
   common = dict(primary=primary, specs=specs, trunk_widths=trunk_widths,
-                activation=activation, init=init, init_scale=init_scale)
+                activation=activation, init=init, init_scale=init_scale,
+                init_scheme=init_scheme)
   if generator == "heads":
     f = generators.PerTensorHeads(**common)
   elif generator == "lowrank":
@@ -209,13 +214,14 @@ def _widths(width: int, depth: int) -> tuple[int, ...]:
 
 
 def create_primary(primary_config: ml_collections.ConfigDict, *, example_x: jax.Array,
-                   output_dim: int) -> primary_lib.Primary:
-  """The primary g named by `primary_config.name`, for points like example_x [points, ...]."""
+                   output_dim: int, init_scheme: str = "lecun") -> primary_lib.Primary:
+  """The primary g named by `primary_config.name`, for points like example_x [points, ...];
+  its layers start as `init_scheme` says (nets.INIT_SCHEMES)."""
   name = primary_config.name
   if name == "mlp":
     module = nets.MLP(tuple(primary_config.widths) + (output_dim,),
                       activation=primary_config.activation,
-                      use_bias=primary_config.use_bias)
+                      use_bias=primary_config.use_bias, init_scheme=init_scheme)
     example_x = jnp.reshape(example_x, (example_x.shape[0], -1))
   elif name == "conv":
     if example_x.ndim != 4:
@@ -225,7 +231,7 @@ def create_primary(primary_config: ml_collections.ConfigDict, *, example_x: jax.
     module = nets.ConvNet(tuple(primary_config.channels), primary_config.kernel_size,
                           primary_config.strides, output_dim,
                           activation=primary_config.activation,
-                          use_bias=primary_config.use_bias)
+                          use_bias=primary_config.use_bias, init_scheme=init_scheme)
   else:
     raise ConfigError(
         f"unknown config.model.primary.name {name!r}; choose one of {PRIMARY_NAMES}")
@@ -254,9 +260,12 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
     (else None). `model.apply(variables, cond, x)` -> [points, output_dim].
   """
   kind = model_config.kind
+  # Every Dense/Conv of f's trunk, e, q, g and the standard net (and f's plain
+  # output layer) starts as model.init_scheme says: 'lecun' (flax) or 'torch'.
+  init_scheme = model_config.get("init_scheme", "lecun")
   if kind == "hypernet":
     primary = create_primary(model_config.primary, example_x=example_x,
-                             output_dim=output_dim)
+                             output_dim=output_dim, init_scheme=init_scheme)
     model = hypernetwork(
         primary, generator=model_config.generator,
         trunk_widths=_widths(model_config.f_width, model_config.f_depth),
@@ -264,18 +273,18 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
         init=model_config.f_init, init_scale=model_config.f_init_scale,
         rank=model_config.rank, chunk_size=model_config.chunk_size,
         chunk_embedding_dim=model_config.chunk_embedding_dim,
-        chunk_hidden=tuple(model_config.chunk_hidden))
+        chunk_hidden=tuple(model_config.chunk_hidden), init_scheme=init_scheme)
     return model.clone(compute_dtype=compute_dtype), primary
   if kind == "embedding":
     e = nets.MLP(_widths(model_config.e_width, model_config.e_depth)
                  + (int(model_config.embedding_dim),),
-                 activation=model_config.activation)
+                 activation=model_config.activation, init_scheme=init_scheme)
     q = nets.ConditionedMLP(tuple(model_config.q_widths) + (output_dim,),
                             activation=model_config.primary.activation,
-                            use_bias=model_config.q_use_bias)
+                            use_bias=model_config.q_use_bias, init_scheme=init_scheme)
     return EmbeddingModel(e=e, q=q, compute_dtype=compute_dtype), None
   if kind == "standard":
     net = nets.ConditionedMLP(tuple(model_config.standard_widths) + (output_dim,),
-                              activation=model_config.activation)
+                              activation=model_config.activation, init_scheme=init_scheme)
     return StandardModel(net=net, compute_dtype=compute_dtype), None
   raise ConfigError(f"unknown config.model.kind {kind!r}; choose one of {MODEL_KINDS}")

@@ -1,9 +1,12 @@
-r"""Turns gathered sweep results into figures and REPRODUCTION.md.
+r"""Turns gathered sweep results into figures and a REPRODUCTION.md.
 
-  python launch/report.py --root=/tmp/repro --out=REPRODUCTION.md --figures=docs/figures
+  python launch/report.py --root=/tmp/repro                 # -> /tmp/repro/REPRODUCTION.md, /tmp/repro/figures/
+  python launch/report.py --root=/tmp/repro --publish       # -> ./REPRODUCTION.md, ./docs/figures/
 
-`--root` holds one directory per experiment (hypernets/experiments/report.py: EXPERIMENTS lists
-them with the command that fills each).
+`--root` holds one directory per experiment (hypernets/experiments/report.py:
+EXPERIMENTS lists them with the config and sweep of each). By default everything is
+written into ROOT; the committed REPRODUCTION.md and docs/figures change only with
+`--publish` (or explicit --out / --figures).
 """
 
 import os
@@ -12,24 +15,39 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.experiments import report  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _ROOT = flags.DEFINE_string("root", None, "Directory of the experiments' sweep workdirs.")
-_OUT = flags.DEFINE_string("out", "REPRODUCTION.md", "Where the claims table goes.")
-_FIGURES = flags.DEFINE_string("figures", "docs/figures", "Where the PNG figures go.")
-_NOTES = flags.DEFINE_string("notes", "docs/reproduction_notes.md",
-                             "Hand-written discussion appended to the table ('' for none).")
+_PUBLISH = flags.DEFINE_bool(
+    "publish", False, "Write the repository's REPRODUCTION.md and docs/figures/ "
+    "(default: ROOT/REPRODUCTION.md and ROOT/figures/).")
+_OUT = flags.DEFINE_string("out", "", "Where the claims table goes (overrides the default).")
+_FIGURES = flags.DEFINE_string("figures", "", "Where the PNG figures go (overrides the default).")
+_NOTES = flags.DEFINE_string(
+    "notes", os.path.join(REPO, "docs", "reproduction_notes.md"),
+    "Hand-written discussion: '### why: <group>' sections and notes ('' for none).")
+_BEYOND = flags.DEFINE_string(
+    "beyond", os.path.join(REPO, "docs", "beyond_the_paper.md"),
+    "Appended under 'Beyond the paper' if it exists ('' for none).")
 flags.mark_flags_as_required(["root"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  claims = report.build_report(_ROOT.value, out=_OUT.value, figures=_FIGURES.value,
-                               notes=_NOTES.value or None)
+  out, figures = _OUT.value or None, _FIGURES.value or None
+  if _PUBLISH.value:
+    out = out or os.path.join(REPO, "REPRODUCTION.md")
+    figures = figures or os.path.join(REPO, "docs", "figures")
+  claims = config_lib.run_or_exit(
+      report.build_report, _ROOT.value, out=out, figures=figures,
+      notes=_NOTES.value or None, beyond=_BEYOND.value or None)
   for claim in claims:
-    print(f"{claim.verdict:>14}  {claim.claim}")
+    print(f"{claim.verdict:>14}  [{claim.regime}, {claim.scale}] {claim.claim}")
+  print(f"wrote {out or os.path.join(_ROOT.value, 'REPRODUCTION.md')}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,15 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
+from conftest import REPO_ROOT
+from conftest import load_config
+from hypernets.experiments import commands
 from hypernets.experiments import report
 
 
@@ -13,19 +19,25 @@ def _write(root, name, rows):
   (root / name / "results.json").write_text(json.dumps(rows))
 
 
-def _depth_rows(metric, hyper, emb):
+def _depth_rows(metric, hyper, emb, seeds=3):
   rows = []
   for depth, (h, e) in enumerate(zip(hyper, emb), start=1):
-    rows.append({"model.kind": "hypernet", "model.f_depth": depth, "method": "hypernet",
-                 metric: h, f"{metric}_std": 0.001, "num_seeds": 3})
-    rows.append({"model.kind": "embedding", "model.f_depth": depth, "method": "embedding",
-                 metric: e, f"{metric}_std": 0.001, "num_seeds": 3})
+    for method, value in (("hypernet", h), ("embedding", e)):
+      rows.append({"model.kind": method, "model.f_depth": depth, "method": method,
+                   metric: value, f"{metric}_std": 0.001, "num_seeds": seeds,
+                   "train_mse": value / 2, "test_mse": value})
   return rows
 
 
-def test_report_verdicts_figures_and_table(tmp_path):
+def _by_text(claims, text, regime=None):
+  return [c for c in claims if text in c.claim and (regime is None or c.regime == regime)]
+
+
+def test_report_both_regimes_verdicts_figures_into_root(tmp_path):
   _write(tmp_path, "synthetic_depth",
          _depth_rows("test_rel_mse", [0.05, 0.03, 0.02, 0.015, 0.01], [0.04] * 5))
+  _write(tmp_path, "synthetic_depth_online",
+         _depth_rows("test_rel_mse", [0.01, 0.011, 0.012, 0.013, 0.014], [0.04] * 5))
   _write(tmp_path, "synthetic_embedding", [
       {"method": "embedding", "model.embedding_dim": e, "test_rel_mse": 0.04,
        "test_rel_mse_std": 0.002, "num_seeds": 3} for e in (4, 16, 64)])
@@ -37,22 +49,89 @@ def test_report_verdicts_figures_and_table(tmp_path):
   _write(tmp_path, "structured", [
       {"method": m, "total": n, "test_rel_mse": float(c * n ** -p), "num_seeds": 2}
       for m, c, p in (("hypernet", 1.0, 0.5), ("standard", 3.0, 0.25)) for n in sizes])
-  out, figures = str(tmp_path / "REPRODUCTION.md"), str(tmp_path / "figs")
-  claims = report.build_report(str(tmp_path), out=out, figures=figures, m1=4, m2=4)
-  verdicts = [c.verdict for c in claims]
-  # depth: hypernet wins from depth 3 (0.02 < 0.04), improves, embedding flat.
-  assert verdicts[:3] == ["holds", "holds", "holds"]
-  assert verdicts[3] == "holds"  # embedding does not improve with E
-  assert verdicts[4:7] == ["not run"] * 3  # rotation depth missing
-  assert verdicts[7] == "does not hold"  # hypernet worse at every lr in the fake data
-  assert verdicts[8] == "holds"  # structured: hypernet needs the fewest parameters
-  assert "hypernet -2.00" in claims[8].measured  # N ~ eps^-2 for eps ~ N^-0.5
-  text = open(out).read()
+  claims = report.build_report(str(tmp_path), m1=4, m2=4, notes=None)
+  improving = _by_text(claims, "keeps improving")
+  assert [c.regime for c in improving[:2]] == ["fixed", "online"]
+  assert improving[0].verdict == "holds"  # fixed: 0.05 -> 0.01
+  assert improving[1].verdict == "does not hold"  # online: rises with depth
+  assert "d1 0.025/0.05" in improving[0].note  # train/test MSE by depth
+  assert _by_text(claims, "once f and e")[0].verdict == "holds"
+  assert _by_text(claims, "larger embedding", "fixed")[0].verdict == "holds"
+  assert _by_text(claims, "larger embedding", "online")[0].verdict == "not run"
+  assert _by_text(claims, "across learning rates")[0].verdict == "does not hold"
+  thm5 = _by_text(claims, "Thm 5")[0]
+  assert thm5.verdict == "holds" and "hypernet -2.00" in thm5.measured
+  # Written into the root, not into the repository.
+  text = (tmp_path / "REPRODUCTION.md").read_text()
   assert text.count("\n| ") == 1 + len(claims)  # header + one row per claim
-  assert "**not run**" in text and "launch/sweep.py" in text
-  for name in ("synthetic_depth", "synthetic_embedding", "rotation_mnist_lr",
-               "structured_n_vs_eps"):
-    assert os.path.getsize(os.path.join(figures, f"{name}.png")) > 1000
+  assert "**not run**" in text and "| online |" in text and "## Per claim" in text
+  for name in ("synthetic_depth", "synthetic_depth_train_test", "synthetic_embedding",
+               "rotation_mnist_lr", "structured_n_vs_eps"):
+    assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 1000
+  assert "](figures/synthetic_depth.png)" in text
+
+
+def test_one_seed_gives_no_verdict_and_says_why(tmp_path):
+  _write(tmp_path, "synthetic_depth",
+         _depth_rows("test_rel_mse", [0.05, 0.03, 0.02], [0.04] * 3, seeds=1))
+  claims = report.build_report(str(tmp_path), notes=None)
+  rows = [c for c in claims if c.verdict != "not run"]
+  assert rows and all(c.verdict == "no verdict" for c in rows)
+  assert all("1 seed per point" in c.note for c in rows)
+  assert "1 seed per point" == rows[0].seeds
+
+
+def test_missing_or_empty_root_is_one_line(tmp_path):
+  with pytest.raises(report.ReportError, match="does not exist") as e:
+    report.build_report(str(tmp_path / "nope"))
+  assert "\n" not in str(e.value)
+  with pytest.raises(report.ReportError, match="holds no results"):
+    report.build_report(str(tmp_path))
+  before = os.path.getmtime(os.path.join(REPO_ROOT, "REPRODUCTION.md"))
+  result = subprocess.run([sys.executable, "launch/report.py", f"--root={tmp_path}/nope"],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+  assert result.returncode == 1
+  assert result.stderr.strip().startswith("error: --root")
+  assert "Traceback" not in result.stderr
+  assert os.path.getmtime(os.path.join(REPO_ROOT, "REPRODUCTION.md")) == before
+
+
+def test_command_is_read_back_from_config_json(tmp_path):
+  config = load_config("synthetic", "small")
+  config.data.regime = "online"
+  config.batch.sampling = "random"
+  config.model.f_depth = 5  # a sweep field: left to --sweep
+  point = tmp_path / "synthetic_depth" / "p"
+  point.mkdir(parents=True)
+  (point / "config.json").write_text(config.to_json())
+  rows = [{"method": "hypernet", "model.f_depth": 5, "workdir": str(point)}]
+  command = commands.command_for(rows, config_file="configs/synthetic.py", sweep="depth",
+                                 workdir="ROOT/synthetic_depth", workdir_on_disk="",
+                                 fallback="planned")
+  assert command == ("python launch/sweep.py --config=configs/synthetic.py:small "
+                     "--config.data.regime=online --sweep=depth "
+                     "--workdir=ROOT/synthetic_depth")
+  config.batch.sampling = "epoch"  # data.sampling follows: one override
+  config.model.primary.widths = (8,)
+  (point / "config.json").write_text(config.to_json())
+  command = commands.command_for(rows, config_file="configs/synthetic.py", sweep="depth",
+                                 workdir="W", workdir_on_disk="", fallback="planned")
+  assert "--config.batch.sampling=epoch" in command
+  assert "data.sampling" not in command
+  assert "--config.model.primary.widths='(8,)'" in command
+
+
+def test_beyond_the_paper_and_notes_are_appended(tmp_path):
+  _write(tmp_path, "synthetic_depth", _depth_rows("test_rel_mse", [0.05, 0.03], [0.04] * 2))
+  notes = tmp_path / "notes.md"
+  notes.write_text("General words.\n\n### why: synthetic depth\nBecause of X.\n")
+  beyond = tmp_path / "beyond.md"
+  beyond.write_text("# Beyond\n\nNew things.\n")
+  report.build_report(str(tmp_path), notes=str(notes), beyond=str(beyond))
+  text = (tmp_path / "REPRODUCTION.md").read_text()
+  assert "*Why they differ:* Because of X." in text
+  assert "## Beyond the paper\n\nNew things." in text
+  assert "General words." in text
 
 
 def test_pareto_frontier_keeps_only_improvements():
@@ -64,7 +143,7 @@ def test_pareto_frontier_keeps_only_improvements():
 
 def test_depth_claims_say_when_embedding_improves():
   rows = _depth_rows("m", [0.05, 0.04, 0.03, 0.02], [0.09, 0.06, 0.03, 0.03])
-  claims = report.depth_claims(rows, experiment="synthetic_depth", metric="m")
+  claims = report.depth_claims(rows, metric="m")
   assert claims[0].verdict == "partly"  # a tie at depth 3, a win at depth 4
   assert claims[2].verdict == "does not hold"
   assert "improved by" in claims[2].note
@@ -82,7 +161,7 @@ def test_assumption_claims_from_single_run_results(tmp_path):
       "test_mse_by_width_std": [0.01] * 5, "num_width_increases_without_improvement": 1,
       "num_width_increases_not_significant": 1}))
   claims = report.build_report(str(tmp_path), out=str(tmp_path / "R.md"),
-                               figures=str(tmp_path / "f"))
+                               figures=str(tmp_path / "f"), notes=None)
   a1, a2 = claims[-2:]
   assert a1.verdict == "holds" and "below 1 in 2/2 repeats" in a1.measured
   assert a2.verdict == "partly" and "1/4 width increases" in a2.measured

@@ -70,7 +70,9 @@ class Dataset:
 
   @property
   def num_train_conditions(self) -> int:
-    return jax.tree_util.tree_leaves(self.train)[0].shape[0]
+    """Rows of `train` (a source may say it has more: online.OnlineSource)."""
+    return (getattr(self.train, "num_conditions", None)
+            or jax.tree_util.tree_leaves(self.train)[0].shape[0])
 
 
 def choose_rows(key: jax.Array, *, num_rows: int, num_chosen: int) -> jax.Array:

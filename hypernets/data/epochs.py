@@ -1,75 +1,142 @@
-"""Epoch order without materialising a permutation: row i of an epoch in O(1).
+"""Batch order of a fixed training set: random rows per step, or epochs.
 
-An epoch visits every row once, in an order drawn fresh from the epoch's key. A
-`jax.random.permutation` of N rows costs a sort of N keys; done inside every step
-(where the batch is drawn, so that resume and seeds-as-a-batch need no extra
-state) it dominated small steps (N = 10,000: ~6 ms per permutation on a 2-core
-CPU, against a step of well under 1 ms). Instead, `permuted_rows` evaluates a keyed
-bijection of [0, N) at just the batch's positions: a 4-round Feistel network on
-the smallest even-bit domain >= N (< 4N values), with cycle-walking to map back
-into [0, N). A Feistel network is a permutation for any round function, so the
-result is exactly a permutation of the rows; the round function mixes with
-32-bit integer hashing (murmur3's finaliser), which is ample for shuffling data,
-not for cryptography.
+`config.batch.sampling`:
+  random  each step draws `B` distinct rows uniformly (dataset.choose_rows): rows
+          repeat and are missed at random across steps.
+  epoch   the official PyTorch protocol (DataLoader(shuffle=True)): a fresh
+          permutation of the N rows every epoch, every row once per epoch.
+
+Design of 'epoch', for one compiled step of fixed shape and O(B) work per step:
+the training stream is the concatenation of one permutation per epoch, and step s
+takes stream positions [s B, (s + 1) B). Position p is row perm_e(p mod N) with
+e = p div N. No row is dropped: where N is not a multiple of B, the epoch's last
+partial batch is completed by the first rows of the next epoch's permutation (a
+batch then straddles two epochs), so `num_epochs` epochs are num_epochs N / B
+steps. perm_e is a keyed pseudo-random bijection of [0, N), computed per position
+(never materialised): a 4-round Feistel network on [0, 4^h) >= N with round keys
+from fold_in(order_key, e), restricted to [0, N) by cycle-walking (apply it again
+while the value is >= N; fewer than 4 rounds of walking on average since 4^h < 4N).
+
+The sampler sees only the step's key fold_in(data_key(seed), step), from which no
+key constant over an epoch can be recovered, so the permutations come from
+`data.seed` (`order_key`) and are the same for every seed of a run; seeds still
+differ in initialisation and in their other draws (points, rotation angles).
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from hypernets.data.dataset import sample_batch
+from hypernets.data.dataset import Split
+from hypernets.data.dataset import take_rows
+from hypernets.errors import ConfigError
+
+SAMPLINGS = ("random", "epoch")
 _ROUNDS = 4
 
 
-def _mix(value: jax.Array, round_key: jax.Array) -> jax.Array:
-  """A 32-bit hash of uint32 `value` under uint32 `round_key` (murmur3 finaliser)."""
-  h = value * jnp.uint32(0x9E3779B1) + round_key
-  h = h ^ (h >> 15)
-  h = h * jnp.uint32(0x85EBCA77)
-  h = h ^ (h >> 13)
-  h = h * jnp.uint32(0xC2B2AE3D)
-  return h ^ (h >> 16)
+def _mix(x: jax.Array) -> jax.Array:
+  """A 32-bit integer hash (lowbias32): uint32 [...] -> uint32 [...]."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x7FEB352D)
+  x = x ^ (x >> 15)
+  x = x * jnp.uint32(0x846CA68B)
+  return x ^ (x >> 16)
 
 
 def _half_bits(num_rows: int) -> int:
-  """h with 4**h >= num_rows: the Feistel domain is [0, 4**h)."""
-  return max(1, (max(num_rows - 1, 1).bit_length() + 1) // 2)
+  """h with 4^h >= num_rows (at least 1)."""
+  bits = max(1, (num_rows - 1).bit_length())
+  return (bits + 1) // 2
 
 
-def _feistel(value: jax.Array, round_keys: jax.Array, half_bits: int) -> jax.Array:
-  mask = jnp.uint32((1 << half_bits) - 1)
-  left, right = value >> half_bits, value & mask
-  for r in range(_ROUNDS):
-    left, right = right, left ^ (_mix(right, round_keys[r]) & mask)
-  return (left << half_bits) | right
+def _feistel(x: jax.Array, round_keys: jax.Array, half: int) -> jax.Array:
+  """A bijection of [0, 4^half): uint32 x [...], round_keys uint32 [_ROUNDS]."""
+  mask = jnp.uint32((1 << half) - 1)
+  left, right = x >> half, x & mask
+  for i in range(_ROUNDS):
+    left, right = right, left ^ (_mix(right ^ round_keys[i]) & mask)
+  return (left << half) | right
 
 
-def permuted_rows(key: jax.Array, positions: jax.Array, *, num_rows: int) -> jax.Array:
-  """Rows at `positions` [B] (ints in [0, num_rows)) of the permutation keyed by `key`.
+def permute(index: jax.Array, round_keys: jax.Array, *, num_rows: int) -> jax.Array:
+  """perm(index) for ONE index in [0, num_rows): a keyed bijection of [0, num_rows).
 
-  Distinct positions give distinct rows; positions 0..num_rows-1 give every row
-  once. Returns int32 [B]. Jittable; cost O(B) per call (cycle-walking takes fewer
-  than 4 rounds on average, since the domain holds < 4 num_rows values).
+  Cycle-walking keeps the Feistel bijection on [0, 4^h) inside [0, num_rows).
   """
-  half_bits = _half_bits(num_rows)
-  round_keys = jax.random.bits(key, (_ROUNDS,), jnp.uint32)
-  value = _feistel(positions.astype(jnp.uint32), round_keys, half_bits)
-
-  def walk(v):
-    return jax.lax.while_loop(lambda v: v >= num_rows,
-                              lambda v: _feistel(v, round_keys, half_bits), v)
-
-  return jax.vmap(walk)(value).astype(jnp.int32)
+  half = _half_bits(num_rows)
+  first = _feistel(index.astype(jnp.uint32), round_keys, half)
+  walk = jax.lax.while_loop(lambda y: y >= num_rows,
+                            lambda y: _feistel(y, round_keys, half), first)
+  return walk.astype(jnp.int32)
 
 
-def epoch_rows(key: jax.Array, step: jax.Array | int, *, num_rows: int,
+def epoch_rows(order_key: jax.Array, step: jax.Array | int, *, num_rows: int,
                batch_size: int) -> jax.Array:
-  """The rows of batch `step` when epochs of num_rows // batch_size full batches follow
-  each other, each in a fresh order from fold_in(key, epoch). The last partial batch
-  of each epoch is dropped (the rows it would hold appear in other epochs).
+  """Rows of step `step` under epoch ordering: int32 [batch_size] (module docstring).
 
-  Returns int32 [batch_size], distinct within the batch and within the epoch.
+  `order_key` fixes the permutations of all epochs (epoch e uses fold_in(key, e)).
+  """
+  positions = (jnp.asarray(step, jnp.int32) * batch_size
+               + jnp.arange(batch_size, dtype=jnp.int32))  # [B] stream positions
+  epochs, indices = positions // num_rows, positions % num_rows
+
+  def one(epoch, index):
+    keys = jax.random.bits(jax.random.fold_in(order_key, epoch), (_ROUNDS,), jnp.uint32)
+    return permute(index, keys, num_rows=num_rows)
+
+  return jax.vmap(one)(epochs, indices)
+
+
+def steps_per_epochs(num_epochs: int, *, num_rows: int, batch_size: int) -> int:
+  """Steps that visit every row `num_epochs` times: ceil(num_epochs N / B)."""
+  return -(-num_epochs * num_rows // batch_size)
+
+
+def sample_epoch_batch(split: Split, key: jax.Array, *, num_conditions: int,
+                       points_per_condition: int, step: jax.Array | int,
+                       order_key: jax.Array) -> Split:
+  """The batch of `step` under epoch ordering (rows: `epoch_rows`); points as
+  `dataset.sample_batch` draws them (all, or with replacement from `key`)."""
+  rows = epoch_rows(order_key, step, num_rows=split.num_conditions,
+                    batch_size=num_conditions)
+  return take_rows(split, rows, key, points_per_condition=points_per_condition)
+
+
+def sampling_of(data_config: ml_collections.ConfigDict) -> str:
+  """The batch order the data config carries (`data.sampling`, a reference to
+  `batch.sampling`); 'random' when absent. Raises ConfigError on another value."""
+  sampling = data_config.get("sampling", "random")
+  if sampling not in SAMPLINGS:
+    raise ConfigError(f"config.batch.sampling is {sampling!r}; choose one of {SAMPLINGS}")
+  return sampling
+
+
+def order_key_of(data_config: ml_collections.ConfigDict) -> jax.Array:
+  """The key of the epoch permutations: from data.seed, apart from its other draws."""
+  return jax.random.fold_in(jax.random.key(data_config.seed), 0x0E90C4)
+
+
+def split_sampler(data_config: ml_collections.ConfigDict):
+  """The sampler of a fixed Split for `data_config`'s batch order."""
+  if sampling_of(data_config) == "random":
+    return sample_batch
+  return functools.partial(sample_epoch_batch, order_key=order_key_of(data_config))
+
+
+def epoch_rows_dropping_last(key: jax.Array, step: jax.Array | int, *, num_rows: int,
+                             batch_size: int) -> jax.Array:
+  """Rows of step `step` when each epoch is num_rows // batch_size full batches of a
+  fresh permutation (fold_in(key, epoch)) and its last partial batch is dropped, as
+  a DataLoader with drop_last=True (the assumption checks' protocol). int32 [B],
+  distinct within the batch and within the epoch.
   """
   steps_per_epoch = num_rows // batch_size
   step = jnp.asarray(step, jnp.int32)
   epoch, index = step // steps_per_epoch, step % steps_per_epoch
   positions = index * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
-  return permuted_rows(jax.random.fold_in(key, epoch), positions, num_rows=num_rows)
+  keys = jax.random.bits(jax.random.fold_in(key, epoch), (_ROUNDS,), jnp.uint32)
+  return jax.vmap(lambda p: permute(p, keys, num_rows=num_rows))(positions)

@@ -5,16 +5,30 @@ uniformly in [0, 360) (a fresh angle every call, as the official code draws one
 every time an item is fetched), label = the nearest multiple of 360 / num_classes
 degrees, circularly. As in the official code the rotation is applied to the uint8
 image (nearest neighbour, fill 0, same size) and normalisation comes after.
+
+Batch order (`batch.sampling`, epochs.py): 'random' rows per step, or 'epoch' (a
+fresh permutation every epoch, the official DataLoader(shuffle=True)). Test angles
+(`data.test_angles`): 'fixed' (drawn once from data.seed: every evaluation and every
+run sees the same rotated test images) or 'fresh' (new angles at every evaluation,
+as the official code's test loader draws them).
 """
 
+import dataclasses
 import functools
+import itertools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from hypernets.data import epochs
+from hypernets.data import online
 from hypernets.data.dataset import choose_rows
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.errors import ConfigError
+
+TEST_ANGLES = ("fixed", "fresh")
 
 
 def rotate_nearest(image: jax.Array, angle_degrees: jax.Array) -> jax.Array:
@@ -85,18 +99,41 @@ def rotation_batch(images_uint8: jax.Array, key: jax.Array, *, mean: float, std:
 
 def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_conditions: int,
                           points_per_condition: int, mean: float, std: float,
-                          num_classes: int = 12, step: jax.Array | int = 0) -> Split:
-  """`num_conditions` distinct random images, each rotated by a fresh random angle.
+                          num_classes: int = 12, step: jax.Array | int = 0,
+                          order_key: jax.Array | None = None) -> Split:
+  """`num_conditions` distinct images, each rotated by a fresh random angle.
 
   The sampler of the rotation Dataset: images_uint8 [N, H, W, C] -> Split with
   cond [B, H*W*C], x [B, 1, H*W*C], y [B, 1]. One point per image (the paper's
-  protocol), so `points_per_condition` must be 1.
+  protocol), so `points_per_condition` must be 1. Rows: random per step, or with
+  `order_key` the epoch order of `step` (epochs.epoch_rows).
   """
-  del points_per_condition, step  # points: checked to be 1 by the config checks
+  del points_per_condition  # checked to be 1 by the config checks
   row_key, angle_key = jax.random.split(key)
-  rows = choose_rows(row_key, num_rows=images_uint8.shape[0], num_chosen=num_conditions)
+  if order_key is None:
+    rows = choose_rows(row_key, num_rows=images_uint8.shape[0], num_chosen=num_conditions)
+  else:
+    rows = epochs.epoch_rows(order_key, step, num_rows=images_uint8.shape[0],
+                             batch_size=num_conditions)
   return rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
                         num_classes=num_classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshTestDataset(Dataset):
+  """A Dataset whose test split gets new rotation angles at every evaluation.
+
+  `test` is the first draw; evaluation k (counted in this process) reads
+  `fresh_test(k)`. A resumed run counts again from 0, so its evaluations see other
+  angles than an uninterrupted run's (the same distribution).
+  """
+
+  fresh_test: Callable[[int], Split] | None = None
+  evaluations: itertools.count = dataclasses.field(default_factory=itertools.count)
+
+  @property
+  def eval_splits(self) -> dict[str, Split]:
+    return {**super().eval_splits, "test": self.fresh_test(next(self.evaluations))}
 
 
 def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -> Dataset:
@@ -110,6 +147,13 @@ def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -
   (dataset.shard_indices); the train-metric images are the same on every shard.
   """
   from hypernets.data import images as images_lib  # pylint: disable=g-import-not-at-top
+  if online.regime_of(data_config) != "fixed":
+    raise ConfigError("config.data.regime='online' needs a generated target; the "
+                      "rotation task reads a finite set of images, so it stays 'fixed'")
+  test_angles = data_config.get("test_angles", "fixed")
+  if test_angles not in TEST_ANGLES:
+    raise ConfigError(f"config.data.test_angles is {test_angles!r}; choose one of "
+                      f"{TEST_ANGLES}")
   load = functools.partial(images_lib.load_images, data_config.source,
                            data_dir=data_config.data_dir or None)
   test_images = load(split="test", max_examples=data_config.num_test_examples or None)
@@ -125,10 +169,18 @@ def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -
   mean, std = images_lib.NORMALIZATION[data_config.source]
   constants = dict(mean=mean, std=std, num_classes=data_config.num_classes)
   test_key, train_eval_key = jax.random.split(jax.random.key(data_config.seed))
-  return Dataset(
-      train=jnp.asarray(train_images),
-      test=rotation_batch(jnp.asarray(test_images), test_key, **constants),
+  order_key = (epochs.order_key_of(data_config)
+               if epochs.sampling_of(data_config) == "epoch" else None)
+  test_images = jnp.asarray(test_images)
+  test_batch = functools.partial(rotation_batch, **constants)
+  common = dict(
+      train=jnp.asarray(train_images), test=test_batch(test_images, test_key),
       train_eval=rotation_batch(jnp.asarray(train_eval_images), train_eval_key,
                                 **constants),
       task="classification", output_dim=data_config.num_classes,
-      sampler=functools.partial(sample_rotation_batch, **constants))
+      sampler=functools.partial(sample_rotation_batch, order_key=order_key, **constants))
+  if test_angles == "fixed":
+    return Dataset(**common)
+  return FreshTestDataset(
+      **common, fresh_test=lambda k: test_batch(test_images, jax.random.fold_in(test_key, k)
+                                                if k else test_key))

@@ -16,6 +16,8 @@
   -mu / sd). y keeps the exact form g*(x; W h(I) + b0) and has mean ~0, Var ~1.
 
 x ~ U[-1, 1]^m1 and I ~ U[-1, 1]^m2; everything is drawn from `data.seed`.
+`data.regime` (online.py): 'fixed' trains on stored rows, 'online' draws every batch
+fresh from the target; both evaluate on the same test sample.
 """
 
 import functools
@@ -26,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from hypernets.data import epochs
+from hypernets.data import online
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
 
@@ -203,10 +207,11 @@ def _build(key: jax.Array, *, target_kwargs: tuple, num_train: int, num_test: in
   return target, train, test
 
 
-def _build_from_config(data_config: ml_collections.ConfigDict):
+def _build_from_config(data_config: ml_collections.ConfigDict, *,
+                       num_train: int | None = None):
   return _build(jax.random.key(data_config.seed),
                 target_kwargs=tuple(sorted(_target_kwargs(data_config).items())),
-                num_train=data_config.num_train_conditions,
+                num_train=num_train or data_config.num_train_conditions,
                 num_test=data_config.num_test_conditions,
                 points=data_config.points_per_condition)
 
@@ -216,13 +221,31 @@ def target_from_config(data_config: ml_collections.ConfigDict) -> Target:
   return _build_from_config(data_config)[0]
 
 
+@functools.partial(jax.jit, static_argnames=("num_conditions", "points"))
+def draw(target: Target, key: jax.Array, *, num_conditions: int, points: int) -> Split:
+  """A fresh sample from the target (the online regime's draw), jitted once per shape."""
+  # m2 is the input size of h's first layer.
+  return make_split(key, target, num_conditions=num_conditions, points=points,
+                    m2=target.selector_layers[0][0].shape[0])
+
+
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
-  """Train and test splits with disjoint random conditioning inputs and points.
+  """Train and test splits with disjoint random conditioning inputs and points;
+  online (data.regime): fresh training batches, the same test split.
 
   Reads seed, m1, m2, selector_width, selector_hidden, target_primary_width,
   num_train_conditions, num_test_conditions, points_per_condition and, optional,
-  output_dim (1), target_gain (1.5), selector_scale (1.0).
+  output_dim (1), target_gain (1.5), selector_scale (1.0), regime, sampling.
   """
+  if online.regime_of(data_config) == "online":
+    # The target and test split do not depend on the number of training rows.
+    target, _, test = _build_from_config(data_config, num_train=1)
+    test_key = jax.random.split(jax.random.key(data_config.seed), 3)[2]
+    return online.online_dataset(
+        target, draw, test_key=None, test=test,
+        train_eval_key=jax.random.fold_in(test_key, 1),
+        eval_conditions=data_config.num_test_conditions,
+        points=data_config.points_per_condition, output_dim=target.output_dim)
   target, train, test = _build_from_config(data_config)
   return Dataset(train=train, test=test, task="regression",
-                 output_dim=target.output_dim)
+                 output_dim=target.output_dim, sampler=epochs.split_sampler(data_config))

@@ -2,12 +2,16 @@
 
 h is a random 3-layer MLP with sigmoid activations (m2 -> w -> w -> m1),
 x ~ U[-1, 1]^m1 and I ~ U[-1, 1]^m2. Everything is generated from `data.seed`.
+`data.regime` (online.py): 'fixed' trains on `num_train_conditions` stored rows,
+'online' draws every batch fresh from h; both evaluate on the same test sample.
 """
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from hypernets.data import epochs
+from hypernets.data import online
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
 
@@ -46,11 +50,23 @@ def make_split(key: jax.Array, layers, *, num_conditions: int, points: int,
   return Split(cond=cond, x=x, y=y)
 
 
+def draw(layers, key: jax.Array, *, num_conditions: int, points: int) -> Split:
+  """A fresh sample (the online regime's draw): m1, m2 read from h's layers."""
+  return make_split(key, layers, num_conditions=num_conditions, points=points,
+                    m1=layers[-1][0].shape[1], m2=layers[0][0].shape[0])
+
+
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
-  """Train and test splits with disjoint random conditioning inputs and points."""
+  """Train and test splits with disjoint random conditioning inputs and points;
+  online (data.regime): fresh training batches, the same test split."""
   target_key, train_key, test_key = jax.random.split(jax.random.key(data_config.seed), 3)
   layers = init_target(target_key, m1=data_config.m1, m2=data_config.m2,
                        width=data_config.target_width, gain=data_config.target_gain)
+  if online.regime_of(data_config) == "online":
+    return online.online_dataset(
+        layers, draw, test_key=test_key, train_eval_key=jax.random.fold_in(test_key, 1),
+        eval_conditions=data_config.num_test_conditions,
+        points=data_config.points_per_condition, output_dim=1)
   common = dict(points=data_config.points_per_condition, m1=data_config.m1,
                 m2=data_config.m2)
   return Dataset(
@@ -58,4 +74,4 @@ def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
                        num_conditions=data_config.num_train_conditions, **common),
       test=make_split(test_key, layers,
                       num_conditions=data_config.num_test_conditions, **common),
-      task="regression", output_dim=1)
+      task="regression", output_dim=1, sampler=epochs.split_sampler(data_config))

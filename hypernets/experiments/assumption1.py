@@ -222,7 +222,7 @@ def build_spec(config: ml_collections.ConfigDict) -> tuple[loop.TrainSpec,
       return (xb.reshape(batch_size, -1),
               target.apply({"params": train_data}, xb))
     x, y = train_data
-    rows = epochs.epoch_rows(data_key, step, num_rows=x.shape[0], batch_size=batch_size)
+    rows = epochs.epoch_rows_dropping_last(data_key, step, num_rows=x.shape[0], batch_size=batch_size)
     return x[rows], y[rows]
 
   def member_loss(params, _, batch):

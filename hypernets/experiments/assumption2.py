@@ -160,7 +160,7 @@ def build_spec(config: ml_collections.ConfigDict) -> tuple[loop.TrainSpec,
 
   def step(state, train_data, data_key):
     x, labels = train_data
-    rows = epochs.epoch_rows(data_key, state.step, num_rows=x.shape[0],
+    rows = epochs.epoch_rows_dropping_last(data_key, state.step, num_rows=x.shape[0],
                              batch_size=batch_size)
     return plain_training.members_step(state, (x[rows], labels[rows]),
                                        member_loss=member_loss, tx=tx,

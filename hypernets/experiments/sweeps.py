@@ -123,10 +123,20 @@ def gather(points: list[Point], workdir: str) -> list[dict]:
       continue
     results = json.loads(files.read_text(path))
     results.pop("per_seed", None)
+    results.setdefault("regime", _regime(os.path.dirname(path)))
     rows.append({**point, **_flatten_counts(results), "workdir": os.path.dirname(path)})
   workdir_lib.write_json_atomic(files.join(workdir, "results.json"), rows)
   workdir_lib.write_text_atomic(files.join(workdir, "results.csv"), _to_csv(rows))
   return rows
+
+
+def _regime(point_dir: str) -> str:
+  """The data regime of a finished point (config.json's data.regime; 'fixed' if none)."""
+  try:
+    with open(os.path.join(point_dir, "config.json")) as f:
+      return json.load(f).get("data", {}).get("regime", "fixed")
+  except (OSError, ValueError):
+    return "fixed"
 
 
 def _flatten_counts(results: dict) -> dict:
