@@ -59,7 +59,7 @@ def _choices() -> dict[str, tuple]:
   # pylint: disable=g-import-not-at-top
   from hypernets import generators, models, nets, precision
   from hypernets.data import dataset, images
-  from hypernets.experiments import assumptions
+  from hypernets.experiments import assumption1
   from hypernets.training import optimizers
   # pylint: enable=g-import-not-at-top
   activations = tuple(nets.ACTIVATIONS)
@@ -69,7 +69,7 @@ def _choices() -> dict[str, tuple]:
           "compute_dtype": precision.COMPUTE_DTYPES, "data.source": images.SOURCES
           + ("uniform", "gaussian"), "data.name": dataset.DATASET_NAMES,
           "model.activation": activations, "model.primary.activation": activations,
-          "model.unit_norm_rows": assumptions.UNIT_NORM_ROWS,
+          "model.unit_norm_rows": assumption1.UNIT_NORM_ROWS,
           "distributed.enabled": ("auto", "True", "False"),
           "experiment": ("conditioned", "assumption1", "assumption2")}
 
