@@ -129,7 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "official" in options:
     # The official protocol (init, optimizer, batch, epoch order, epochs) on the
     # embedded digits, with lr 1e-2: at the paper's 1e-3 neither method learns on
-    # 4,000 digits in 10 epochs (PAPER.md).
+    # 4,000 digits in 10 epochs (docs/paper_protocol.md).
     config.optimizer.learning_rate = 1e-2
     config.num_epochs = 10
     config.num_seeds = 5
