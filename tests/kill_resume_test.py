@@ -47,6 +47,20 @@ def _final_state(workdir):
   return step, restored
 
 
+def assert_same_final_run(reference, workdir, *, steps: int = 150) -> None:
+  """The run in workdir ended at the reference's step with bit-identical state and the
+  same results.json, timings aside."""
+  ref_step, ref_state = _final_state(reference)
+  step, state = _final_state(workdir)
+  assert step == ref_step == steps
+  for a, b in zip(jax.tree.leaves(ref_state), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(a, b)  # bit-identical
+  ref_results = json.loads((reference / "results.json").read_text())
+  results = json.loads((workdir / "results.json").read_text())
+  for key in set(ref_results) - TIMING_FIELDS:
+    assert results[key] == ref_results[key], key
+
+
 def test_killed_runs_resume_bit_identically(tmp_path):
   reference = tmp_path / "reference"
   subprocess.run(_command(reference), check=True, capture_output=True, timeout=300,
@@ -73,15 +87,7 @@ def test_killed_runs_resume_bit_identically(tmp_path):
   subprocess.run(_command(workdir), check=True, capture_output=True, timeout=300,
                  cwd=REPO_ROOT)
 
-  ref_step, ref_state = _final_state(reference)
-  step, state = _final_state(workdir)
-  assert step == ref_step == 150
-  for a, b in zip(jax.tree.leaves(ref_state), jax.tree.leaves(state)):
-    np.testing.assert_array_equal(a, b)  # bit-identical
-  ref_results = json.loads((reference / "results.json").read_text())
-  results = json.loads((workdir / "results.json").read_text())
-  for key in set(ref_results) - TIMING_FIELDS:
-    assert results[key] == ref_results[key], key
+  assert_same_final_run(reference, workdir)
   # No half-written checkpoint or temporary result file is left to be picked up.
   leftovers = [n for n in os.listdir(workdir) if n.startswith(".tmp")]
   assert not leftovers

@@ -14,12 +14,9 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 
 from conftest import REPO_ROOT
-from kill_resume_test import TIMING_FIELDS
-from kill_resume_test import _final_state
+from kill_resume_test import assert_same_final_run
 from kill_resume_test import _latest_checkpoint
 
 # Checkpoints every 10 steps, log events every 5: a stop between checkpoints must
@@ -75,12 +72,4 @@ def test_sigterm_checkpoints_the_step_reached_and_resumes_bit_identically(tmp_pa
   subprocess.run(_command(workdir), check=True, capture_output=True, timeout=300,
                  cwd=REPO_ROOT)
 
-  ref_step, ref_state = _final_state(reference)
-  step, state = _final_state(workdir)
-  assert step == ref_step == 150
-  for a, b in zip(jax.tree.leaves(ref_state), jax.tree.leaves(state)):
-    np.testing.assert_array_equal(a, b)  # bit-identical
-  ref_results = json.loads((reference / "results.json").read_text())
-  results = json.loads((workdir / "results.json").read_text())
-  for key in set(ref_results) - TIMING_FIELDS:
-    assert results[key] == ref_results[key], key
+  assert_same_final_run(reference, workdir)

@@ -57,7 +57,6 @@ from hypernets.errors import ConfigError
 from hypernets.experiments import plain_nets
 from hypernets.experiments import plain_training
 from hypernets.nets import ACTIVATIONS
-from hypernets.parallel import sharding
 from hypernets.training import loop
 from hypernets.training import optimizers
 
@@ -214,6 +213,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns the results dict (as written).
   """
   spec, settings = build_spec(config)
-  mesh = sharding.create_mesh(sharding.mesh_config(config))
-  _, results = loop.run(spec, settings, mesh=mesh, config=config, workdir=workdir)
-  return results
+  return plain_training.train(spec, settings, config=config, workdir=workdir)

@@ -63,6 +63,13 @@ def loop_settings(config: ml_collections.ConfigDict, *, steps_per_epoch: int
       shard_seeds=sharding.mesh_config(config).get("shard_seeds", False))
 
 
+def train(spec: loop.TrainSpec, settings: loop.LoopSettings, *,
+          config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `spec` on the one loop over the config's mesh; returns results.json's dict."""
+  mesh = sharding.create_mesh(sharding.mesh_config(config))
+  return loop.run(spec, settings, mesh=mesh, config=config, workdir=workdir)[1]
+
+
 def normalize_images(x: np.ndarray, *, source: str) -> np.ndarray:
   """uint8 images -> float32 (x / 255 - mean) / std with the paper's constants."""
   mean, std = images.NORMALIZATION.get(source, PAPER_NORMALIZATION)
