@@ -108,4 +108,4 @@ def test_sweep_from_another_directory_is_one_line(tmp_path):
   assert proc.returncode == 1
   assert "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines() == [
-      "error: unknown --sweep='nope'; this config defines ['depth', 'embedding']"]
+      "error: unknown --sweep='nope'; this config defines ['depth', 'depth_lr', 'embedding']"]

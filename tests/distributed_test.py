@@ -1,9 +1,5 @@
 """`distributed.maybe_initialize` and a real 2-process jax.distributed run on CPU."""
 
-import pytest as _pytest
-
-pytestmark = _pytest.mark.skip(reason="KNOWN REGRESSION (open): multi-process runs hang since the generic loop and the workdir-lock merge; see the session note on issue 14")
-
 import copy
 import json
 import os
@@ -155,9 +151,6 @@ runpy.run_path({main!r}, run_name="__main__")
 """
 
 
-@pytest.mark.skip(reason="KNOWN REGRESSION (open): since the generic loop, the 2-process "
-                  "CPU run hangs after its first checkpoint directory is created; see the "
-                  "session note on issue 14")
 @pytest.mark.parametrize("shard_train_data", [False, True])
 def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
                                                                   shard_train_data):

@@ -119,12 +119,14 @@ def test_online_refuses_what_needs_fixed_rows(field, value, message):
   assert "\n" not in str(e.value)
 
 
-def test_online_batch_may_exceed_the_fixed_training_set():
+def test_online_batch_may_exceed_the_fixed_training_set(tmp_path):
   config = _online()
   config.data.num_train_conditions = 4  # unused online
   config.data.num_test_conditions = 200
   check_training_config(config)
   config.data.regime = "fixed"
-  with pytest.raises(ConfigError, match="larger than the training set"):
-    check_training_config(config)
   assert online.regime_of(config.data) == "fixed"
+  workdir = tmp_path / "w"
+  with pytest.raises(ConfigError, match="larger than the training set"):
+    training.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()  # refused before anything was written

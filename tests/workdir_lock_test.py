@@ -139,7 +139,7 @@ def test_two_sweep_launchers_on_one_root_run_every_point_once(tmp_path):
   config.write_text(_SWEEP_CONFIG.format(
       path=os.path.join(REPO_ROOT, "configs", "synthetic.py")))
   args = [f"--config={config}:small,kind=embedding", "--sweep=four",
-          "--config.num_train_steps=20", f"--workdir={root}"]
+          "--config.num_train_steps=20", f"--workdir={root}", "--verbose"]
   procs = _start_together(tmp_path, [("sweep.py", args), ("sweep.py", args)])
   outputs = [p.communicate(timeout=400) for p in procs]
   assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in outputs]

@@ -98,10 +98,11 @@ def steps_per_epochs(num_epochs: int, *, num_rows: int, batch_size: int) -> int:
 
 def sample_epoch_batch(split: Split, key: jax.Array, *, num_conditions: int,
                        points_per_condition: int, step: jax.Array | int,
-                       order_key: jax.Array) -> Split:
-  """The batch of `step` under epoch ordering (rows: `epoch_rows`); points as
-  `dataset.sample_batch` draws them (all, or with replacement from `key`)."""
-  rows = epoch_rows(order_key, step, num_rows=split.num_conditions,
+                       order_seed: int) -> Split:
+  """The batch of `step` under epoch ordering (rows: `epoch_rows` under
+  `order_key(order_seed)`); points as `dataset.sample_batch` draws them (all, or
+  with replacement from `key`)."""
+  rows = epoch_rows(order_key(order_seed), step, num_rows=split.num_conditions,
                     batch_size=num_conditions)
   return take_rows(split, rows, key, points_per_condition=points_per_condition)
 
@@ -115,16 +116,20 @@ def sampling_of(data_config: ml_collections.ConfigDict) -> str:
   return sampling
 
 
-def order_key_of(data_config: ml_collections.ConfigDict) -> jax.Array:
-  """The key of the epoch permutations: from data.seed, apart from its other draws."""
-  return jax.random.fold_in(jax.random.key(data_config.seed), 0x0E90C4)
+def order_key(data_seed: int) -> jax.Array:
+  """The key of the epoch permutations: from data.seed, apart from its other draws.
+
+  Samplers carry the int seed and make the key where they run (inside the jitted
+  step), so a dataset built under `jax.jit` holds no traced key.
+  """
+  return jax.random.fold_in(jax.random.key(data_seed), 0x0E90C4)
 
 
 def split_sampler(data_config: ml_collections.ConfigDict):
   """The sampler of a fixed Split for `data_config`'s batch order."""
   if sampling_of(data_config) == "random":
     return sample_batch
-  return functools.partial(sample_epoch_batch, order_key=order_key_of(data_config))
+  return functools.partial(sample_epoch_batch, order_seed=int(data_config.seed))
 
 
 def epoch_rows_dropping_last(key: jax.Array, step: jax.Array | int, *, num_rows: int,

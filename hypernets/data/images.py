@@ -192,7 +192,8 @@ def _quiet_folder_scans():
 def check_available(source: str, *, data_dir: str | None = None) -> None:
   """Raises DatasetNotFoundError (the line loading would give) unless `source` is here.
 
-  Reads no images of a TFDS source (asks its builder), so a run can check its data
+  Opens a TFDS source's train split without reading images (the same call loading
+  makes, so `tfds.testing.mock_data` answers it too), so a run can check its data
   before it touches its workdir; an unknown source is left to the config checks.
   """
   if source == "mnist_5k":
@@ -206,9 +207,8 @@ def check_available(source: str, *, data_dir: str | None = None) -> None:
       raise DatasetNotFoundError(
           f"dataset {source!r} needs tensorflow-datasets, which is not installed: "
           "`pip install tensorflow-datasets`, " + _OFFLINE_HINT) from e
-    missing = _not_prepared(tfds, source, data_dir=data_dir)
-    if missing is not None:
-      raise missing
+    with _quiet_folder_scans():
+      _tfds_source_or_raise(tfds, source, split="train", data_dir=data_dir)
 
 
 def _not_prepared(tfds, name: str, *, data_dir: str | None) -> DatasetNotFoundError | None:

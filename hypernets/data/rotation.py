@@ -100,20 +100,21 @@ def rotation_batch(images_uint8: jax.Array, key: jax.Array, *, mean: float, std:
 def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_conditions: int,
                           points_per_condition: int, mean: float, std: float,
                           num_classes: int = 12, step: jax.Array | int = 0,
-                          order_key: jax.Array | None = None) -> Split:
+                          order_seed: int | None = None) -> Split:
   """`num_conditions` distinct images, each rotated by a fresh random angle.
 
   The sampler of the rotation Dataset: images_uint8 [N, H, W, C] -> Split with
   cond [B, H*W*C], x [B, 1, H*W*C], y [B, 1]. One point per image (the paper's
   protocol), so `points_per_condition` must be 1. Rows: random per step, or with
-  `order_key` the epoch order of `step` (epochs.epoch_rows).
+  `order_seed` the epoch order of `step` (epochs.epoch_rows under epochs.order_key).
   """
   del points_per_condition  # checked to be 1 by the config checks
   row_key, angle_key = jax.random.split(key)
-  if order_key is None:
+  if order_seed is None:
     rows = choose_rows(row_key, num_rows=images_uint8.shape[0], num_chosen=num_conditions)
   else:
-    rows = epochs.epoch_rows(order_key, step, num_rows=images_uint8.shape[0],
+    rows = epochs.epoch_rows(epochs.order_key(order_seed), step,
+                             num_rows=images_uint8.shape[0],
                              batch_size=num_conditions)
   return rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
                         num_classes=num_classes)
@@ -169,8 +170,8 @@ def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -
   mean, std = images_lib.NORMALIZATION[data_config.source]
   constants = dict(mean=mean, std=std, num_classes=data_config.num_classes)
   test_key, train_eval_key = jax.random.split(jax.random.key(data_config.seed))
-  order_key = (epochs.order_key_of(data_config)
-               if epochs.sampling_of(data_config) == "epoch" else None)
+  order_seed = (int(data_config.seed)
+                if epochs.sampling_of(data_config) == "epoch" else None)
   test_images = jnp.asarray(test_images)
   test_batch = functools.partial(rotation_batch, **constants)
   common = dict(
@@ -178,7 +179,7 @@ def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -
       train_eval=rotation_batch(jnp.asarray(train_eval_images), train_eval_key,
                                 **constants),
       task="classification", output_dim=data_config.num_classes,
-      sampler=functools.partial(sample_rotation_batch, order_key=order_key, **constants))
+      sampler=functools.partial(sample_rotation_batch, order_seed=order_seed, **constants))
   if test_angles == "fixed":
     return Dataset(**common)
   return FreshTestDataset(
