@@ -26,6 +26,7 @@ import numpy as np
 from benchmarks import flops as flops_lib
 from hypernets import config as config_lib
 from hypernets import data as data_lib
+from hypernets import params as params_lib
 from hypernets.parallel import sharding
 from hypernets import training
 from hypernets.training.state import init_and_data_keys
@@ -197,11 +198,11 @@ def build(config: ml_collections.ConfigDict, *, allow_stand_in: bool = False,
                                    batch_sharding=sharding.batch_sharding(mesh))
   model_step = jax.jit(jax.vmap(step, in_axes=(0, None, 0)), donate_argnums=0)
 
-  num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params)) // config.num_seeds
+  num_params = params_lib.count_params(state.params, batch_dims=1)  # [num_seeds, ...] leaves
   return Built(config=config, model_config=model_config, dataset=dataset, state=state,
                train_data=train_data, data_keys=data_keys,
                library_step=make_library_step(), model_step=model_step, batch=batch,
-               num_params=int(num_params), used_stand_in_data=used_stand_in,
+               num_params=num_params, used_stand_in_data=used_stand_in,
                make_library_step=make_library_step)
 
 

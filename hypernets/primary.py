@@ -16,8 +16,8 @@ import flax.linen as nn
 from flax import nnx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from hypernets import params as params_lib
 from hypernets.errors import ConfigError
 
 PyTree = Any
@@ -52,7 +52,7 @@ class Primary:
   @property
   def num_params(self) -> int:
     """N_g: the number of scalars in g's parameter pytree."""
-    return int(sum(np.prod(leaf.shape, dtype=int) for leaf in self.leaves))
+    return params_lib.count_params(self.template)
 
 
 

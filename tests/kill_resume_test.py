@@ -13,9 +13,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+import chex
 import orbax.checkpoint as ocp
-import jax
 
 from conftest import REPO_ROOT
 
@@ -53,8 +52,7 @@ def assert_same_final_run(reference, workdir, *, steps: int = 150) -> None:
   ref_step, ref_state = _final_state(reference)
   step, state = _final_state(workdir)
   assert step == ref_step == steps
-  for a, b in zip(jax.tree.leaves(ref_state), jax.tree.leaves(state)):
-    np.testing.assert_array_equal(a, b)  # bit-identical
+  chex.assert_trees_all_equal(state, ref_state)  # bit-identical, leaf by leaf
   ref_results = json.loads((reference / "results.json").read_text())
   results = json.loads((workdir / "results.json").read_text())
   for key in set(ref_results) - TIMING_FIELDS:

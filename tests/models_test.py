@@ -1,5 +1,6 @@
 """The conditioned models: f(I) emits g's exact tree; vmap over I; parameter counts."""
 
+import chex
 import flax.linen as nn
 from flax import nnx
 import jax
@@ -34,10 +35,6 @@ class Block(nn.Module):
     return nn.relu(nn.Dense(4, name="inner")(x)) + nn.Dense(4, name="skip")(x)
 
 
-def _shape_dtypes(tree):
-  return jax.tree.map(lambda a: (tuple(a.shape), jnp.dtype(a.dtype)), tree)
-
-
 def _hypernet(primary, width=8, depth=2, init="primary"):
   return models.hypernetwork(primary, trunk_widths=(width,) * depth, init=init)
 
@@ -59,8 +56,7 @@ def test_generated_tree_equals_eval_shape_of_primary_init(name, init):
   variables = model.init(jax.random.key(0), cond, x)
   theta = model.apply(variables, cond, method=models.HypernetModel.generate)
   expected = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
-  assert jax.tree.structure(theta) == jax.tree.structure(expected)
-  assert _shape_dtypes(theta) == _shape_dtypes(expected)
+  chex.assert_trees_all_equal_shapes_and_dtypes(theta, expected)
   # g(x; f(I)) is exactly the model's output.
   np.testing.assert_allclose(model.apply(variables, cond, x),
                              module.apply({"params": theta}, x), rtol=1e-6)
@@ -74,8 +70,8 @@ def test_nnx_primary_tree_and_output():
   cond, x = jnp.ones((5,)), jnp.ones((3, 4))
   variables = model.init(jax.random.key(0), cond, x)
   theta = model.apply(variables, cond, method=models.HypernetModel.generate)
-  assert _shape_dtypes(theta) == _shape_dtypes(primary.template)
-  assert model.apply(variables, cond, x).shape == (3, 1)
+  chex.assert_trees_all_equal_shapes_and_dtypes(theta, primary.template)
+  chex.assert_shape(model.apply(variables, cond, x), (3, 1))
 
 
 def test_primary_head_init_starts_near_primary_initialisation():
@@ -111,10 +107,9 @@ def test_vmap_over_conditions_equals_per_condition_application(kind):
   variables = model.init(jax.random.key(0), cond[0], x[0])
   batched = jax.jit(lambda v, c, xs: models.apply_batched(model, v, c, xs))(
       variables, cond, x)
-  assert batched.shape == (batch, points, 2)
-  for b in range(batch):
-    np.testing.assert_allclose(batched[b], model.apply(variables, cond[b], x[b]),
-                               rtol=1e-5, atol=1e-6)
+  chex.assert_shape(batched, (batch, points, 2))
+  per_condition = jnp.stack([model.apply(variables, c, xb) for c, xb in zip(cond, x)])
+  chex.assert_trees_all_close(batched, per_condition, rtol=1e-5, atol=1e-6)
   # Different conditioning inputs really give different functions.
   assert not np.allclose(batched[0], batched[1])
 

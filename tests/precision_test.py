@@ -69,7 +69,9 @@ def test_bfloat16_training_matches_float32_loss(small_config, tmp_path):
   f32, bf16 = results["float32"]["test_mse"], results["bfloat16"]["test_mse"]
   initial = float(np.var(data_lib.create_dataset(small_config.data).test.y))
   assert f32 < 0.5 * initial  # the run learned something ...
-  assert abs(bf16 - f32) < 0.15 * f32 + 1e-3  # ... and bf16 learned the same
+  # ... and bf16 learned the same: measured 0.9% apart for this seed (0.7-1.4% over
+  # seeds 0-2; README "Mixed precision"), so 3% leaves room without hiding a bug.
+  assert abs(bf16 - f32) < 0.03 * f32, (bf16, f32)
 
 
 def test_unknown_compute_dtype_names_the_field(small_config, tmp_path):

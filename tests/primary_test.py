@@ -1,5 +1,6 @@
 """Primaries: any Linen or NNX module as (template, pure apply, init)."""
 
+import chex
 import flax.linen as nn
 from flax import nnx
 import jax
@@ -12,16 +13,12 @@ from hypernets import primary as primary_lib
 from hypernets.errors import ConfigError
 
 
-def _shape_dtypes(tree):
-  return jax.tree.map(lambda a: (tuple(a.shape), jnp.dtype(a.dtype)), tree)
-
-
 def test_linen_template_is_eval_shape_of_init():
   module = nets.MLP((7, 3), use_bias=False)
   x = jnp.ones((5, 4))
   primary = primary_lib.from_linen(module, x)
   expected = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
-  assert _shape_dtypes(primary.template) == _shape_dtypes(expected)
+  chex.assert_trees_all_equal_shapes_and_dtypes(primary.template, expected)
   assert primary.num_params == 4 * 7 + 7 * 3
   assert primary.leaf_paths == ["Dense_0/kernel", "Dense_1/kernel"]
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -49,10 +50,8 @@ def test_sharded_datasets_keep_the_whole_train_set_for_train_metrics():
   half = data_lib.create_dataset(config.data, train_shard=(1, 2))
   assert half.num_train_conditions == whole.num_train_conditions // 2
   np.testing.assert_array_equal(half.train, whole.train[1::2][:half.num_train_conditions])
-  for split in ("train", "test"):  # the same evaluation on every process
-    for a, b in zip(whole.eval_splits[split].__dict__.values(),
-                    half.eval_splits[split].__dict__.values()):
-      np.testing.assert_array_equal(a, b)
+  # The same evaluation on every process.
+  chex.assert_trees_all_equal(half.eval_splits, whole.eval_splits)
   synthetic = load_config("synthetic", "small")
   whole = data_lib.create_dataset(synthetic.data)
   half = data_lib.create_dataset(synthetic.data, train_shard=(0, 2))

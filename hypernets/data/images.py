@@ -108,6 +108,11 @@ def stratified_split(labels: np.ndarray, *, test_fraction: float,
   A generator seeded with `seed` picks round(test_fraction * class size) random
   examples of each class for test, the rest for train, then shuffles each index
   array (so any prefix of a split mixes the classes).
+
+  Not sklearn's `train_test_split(stratify=labels)`: that one draws other rows (of
+  mnist_5k's 1,000 test digits, 206 are the same with random_state=0) and rounds
+  the test size up (digits_8x8: 1,437 / 360, not 1,438 / 359), so it would move
+  every recorded rotation result on the embedded sets (REPRODUCTION.md).
   """
   rng = np.random.default_rng(seed)
   is_test = np.zeros(len(labels), dtype=bool)
