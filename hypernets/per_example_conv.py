@@ -123,7 +123,7 @@ def as_matmuls(kernel_paths: Collection[str]) -> Iterator[None]:
 
   def interceptor(next_fun, args, kwargs, context):
     module = context.module
-    if (context.method_name != "__call__" or type(module) is not nn.Conv  # pylint: disable=unidiomatic-typecheck
+    if (context.method_name != "__call__" or not isinstance(module, nn.Conv)
         or module.conv_general_dilated is not None
         or module.conv_general_dilated_cls is not None
         or _module_path(module) not in conv_paths
