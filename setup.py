@@ -38,7 +38,8 @@ EXTRAS_REQUIRE = {
     "gcs": ["gcsfs>=2024.2.0"],
     # PyTorch for the comparison rows of `python -m benchmarks.run` (benchmarks/README.md);
     # the benchmarks skip those rows without it. Pinned: its figures are recorded.
-    "benchmarks": ["torch==2.13.0"],
+    # Pillow rotates the digits of the paper-style DataLoader row (as the paper's code).
+    "benchmarks": ["torch==2.13.0", "pillow>=10.0"],
 }
 
 setuptools.setup(

@@ -1,6 +1,7 @@
 """The machine a benchmark ran on, and its fp32 matmul rate through XLA (the roofline)."""
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import sys
@@ -53,13 +54,17 @@ def describe() -> dict[str, Any]:
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "load_average_start": load_average(),
   }
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-    info["torch"] = torch.__version__
-    info["torch_threads"] = torch.get_num_threads()
-  except ImportError:
-    info["torch"] = None
+  info["torch"] = torch_version()
   return info
+
+
+def torch_version() -> str | None:
+  """The installed torch's version, read without importing torch (whose thread pool
+  would fight XLA's in this process: PyTorch runs in benchmarks/workers.py)."""
+  try:
+    return importlib.metadata.version("torch")
+  except importlib.metadata.PackageNotFoundError:
+    return None
 
 
 def matmul_rate(*, sizes: tuple[int, ...], repeats: int = 5,
@@ -86,22 +91,6 @@ def matmul_rate(*, sizes: tuple[int, ...], repeats: int = 5,
                         "flop_per_s": 2.0 * n ** 3 / result["step_s"]}
   peak = max(v["flop_per_s"] for v in per_size.values())
   return {"per_size": per_size, "peak_flop_per_s": peak}
-
-
-def torch_matmul_rate(*, n: int, repeats: int = 5, min_repeat_s: float = 0.2) -> float | None:
-  """PyTorch's fp32 n x n matmul rate on this CPU (FLOP/s), or None without torch."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  a, b = torch.randn(n, n), torch.randn(n, n)
-
-  def run(num_steps):
-    for _ in range(num_steps):
-      torch.mm(a, b)
-
-  return 2.0 * n ** 3 / timing.measure_steps(run, repeats=repeats,
-                                             min_repeat_s=min_repeat_s)["step_s"]
 
 
 def memory_bandwidth(*, sizes_mib: tuple[int, ...], repeats: int = 5,

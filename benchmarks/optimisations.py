@@ -18,9 +18,15 @@ section of `python -m benchmarks.run`; benchmarks/OPTIMISATIONS.md is the note.
 import functools
 from typing import Callable
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
+from benchmarks import jax_steps
+from benchmarks import sections
+from benchmarks import suites as suites_lib
+from benchmarks import timing
 from hypernets import data as data_lib
 from hypernets.data import dataset as dataset_lib
 from hypernets.data import rotation
@@ -115,3 +121,82 @@ def primary_problem(*, conditions: int, points: int, sizes: tuple[int, ...]):
   x = jax.random.normal(key, (conditions, points, sizes[0]))
   y = jnp.zeros((conditions, points, sizes[-1]))
   return params, x, y
+
+
+# --------------------------------------------------------------- the section
+
+
+def run_row_sampler(suite: suites_lib.Suite, *, roof: sections.Roof) -> dict[str, Any]:
+  """Library step with the previous row sampler (before) and the library's (after)."""
+  # Cases timed together (interleaved): each comparison alone; the seeds runs as one
+  # group, so their S-seed / S x 1-seed ratio sees one machine load.
+  groups = [[(c.title, sections.load_config(c.config, c.arg, c.overrides))]
+            for c in suite.comparisons]
+  groups.append([(f"seeds S={s}", sections.load_config(*suite.seeds_config,
+                                                        overrides=(("num_seeds", s),)))
+                 for s in (1, max(suite.seeds))])
+  rows = []
+  for group in groups:
+    steps = {}
+    for title, config in group:
+      steps[(title, "before")] = (jax_steps.build_cached(
+          config, sampler_override=previous_sampler), "library")
+      steps[(title, "after")] = (jax_steps.build_cached(config), "library")
+    timed = sections.time_jax_steps(steps, suite, roof=roof)
+    for title, config in group:
+      before, after = timed[(title, "before")], timed[(title, "after")]
+      rows.append({"benchmark": title, "seeds": config.num_seeds,
+                   "batch_conditions": config.batch.conditions,
+                   "batch_points": config.batch.points, "before": before, "after": after,
+                   "speedup": before["step_s"] / after["step_s"]})
+  out = {"change": "a batch's rows by jax.lax.top_k of uniforms "
+                   "(hypernets.data.dataset.choose_rows) instead of "
+                   "jax.random.choice(replace=False)",
+         "step": "library", "rows": rows}
+  by_seeds = {r["seeds"]: r for r in rows if r["benchmark"].startswith("seeds")}
+  many = max(by_seeds)
+  if 1 in by_seeds and many > 1:
+    out["seeds_vs_separate_runs"] = {
+        "seeds": many, **{label: by_seeds[many][label]["step_s"]
+                          / (many * by_seeds[1][label]["step_s"])
+                          for label in ("before", "after")}}
+  return out
+
+
+PRIMARY_CASES = (
+    ("(a) g = 784->10->12, 64 conditions x 1 point", dict(conditions=64, points=1,
+                                                          sizes=(784, 10, 12))),
+    ("(c) g = 10->16->1, 256 conditions x 128 points", dict(conditions=256, points=128,
+                                                            sizes=(10, 16, 1))),
+)
+
+
+def run_primary_formulations(suite: suites_lib.Suite) -> dict[str, Any]:
+  """Forward + backward of the per-example primary, each formulation of its matmul."""
+  rows = []
+  for title, sizes in PRIMARY_CASES:
+    args = primary_problem(**sizes)
+    runners = {}
+    for name, matmul in PRIMARY_FORMULATIONS.items():
+      compiled = jax.jit(primary_grad_fn(matmul)).lower(*args).compile()
+
+      def run_steps(n, compiled=compiled):
+        out = None
+        for _ in range(n):
+          out = compiled(*args)
+        jax.block_until_ready(out)
+
+      runners[name] = run_steps
+    timed = timing.measure_interleaved(runners, **sections.measure_kwargs(suite))
+    library = timed["dot (library)"]["step_s"]
+    rows.append({"case": title, **sizes, "formulations": {
+        name: {**t, "vs_library": library / t["step_s"]} for name, t in timed.items()}})
+  return {"change": "per-example primary matmul: the batched dot_general of jax.vmap "
+                    "(kept) against the alternatives", "adopted": "dot (library)",
+          "rows": rows}
+
+
+def run_optimisations(suite: suites_lib.Suite, *, roof: sections.Roof) -> dict[str, Any]:
+  """Before / after figures of each optimisation (benchmarks/py)."""
+  return {"row_sampler": run_row_sampler(suite, roof=roof),
+          "primary_dot": run_primary_formulations(suite)}

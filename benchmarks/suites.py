@@ -1,9 +1,14 @@
 """What each suite runs: sizes, repeats and time budgets.
 
-  smoke  one tiny size of each benchmark, seconds in all (CI); no torch.compile.
-  quick  every benchmark at the sizes of the issue (paper configs), < 10 min on a
-         2-core CPU.
-  full   quick with more repeats, wider scaling ranges and more time for torch.compile.
+  smoke        one tiny size of each benchmark, seconds in all (CI); no torch.compile.
+  quick        every benchmark at the sizes of the issue (paper configs), < 10 min on
+               a 2-core CPU.
+  full         quick with more repeats, wider scaling ranges and more time for
+               torch.compile.
+  accelerator  for one GPU/TPU, meant to finish in < 8 min: bf16 against fp32, many
+               seeds in one program, the three paper benchmarks at larger batch, the
+               conv primary at a larger size; no PyTorch rows (the pinned torch wheel
+               is CPU-only) and no CPU-specific optimisation rows.
 """
 
 import dataclasses
@@ -21,6 +26,16 @@ class Comparison:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConvCase:
+  """The conv-primary benchmark's sizes (benchmarks/conv_primary.py)."""
+
+  conditions: int = 64
+  images: int = 16  # per conditioning input
+  image_shape: tuple[int, int, int] = (8, 8, 3)
+  channels: tuple[int, ...] = (8, 16)
+
+
+@dataclasses.dataclass(frozen=True)
 class Suite:
   name: str
   matmul_sizes: tuple[int, ...]
@@ -33,6 +48,10 @@ class Suite:
   scaling: dict[str, tuple[int, ...]]  # 'conditions' | 'points' | 'primary_width' -> sizes
   compile_configs: tuple[tuple[str, str | None], ...]
   optimisations: bool = True  # before/after of benchmarks/optimisations.py
+  conv_case: ConvCase = ConvCase()
+  conv_direct: bool = True  # also time the direct grouped conv (seconds per step)
+  data_loop_seeds: int = 8  # S of the 'library step, S seeds' row beside the data loop
+  torch_rows: bool = True  # PyTorch rows (when torch is installed)
   warmup: int = 2
   repeats: int = 5
   min_repeat_s: float = 0.2
@@ -61,6 +80,7 @@ SUITES = {
         scaling_config=("synthetic", "small"),
         scaling={"conditions": (8,), "points": (8,), "primary_width": (16,)},
         compile_configs=(("synthetic", "small"),), optimisations=False,
+        conv_case=ConvCase(conditions=4, images=2), data_loop_seeds=2,
         warmup=1, repeats=2, min_repeat_s=0.005),
     "quick": Suite(
         name="quick", matmul_sizes=(512, 1024, 2048), bandwidth_sizes_mib=(4, 64, 256),
@@ -83,4 +103,22 @@ SUITES = {
                  "primary_width": (8, 16, 32, 64, 128, 256, 512, 1024, 2048)},
         compile_configs=SHIPPED_CONFIGS,
         warmup=3, repeats=9, min_repeat_s=0.5),
+    "accelerator": Suite(
+        name="accelerator", matmul_sizes=(2048, 4096, 8192),
+        bandwidth_sizes_mib=(64, 256, 1024),
+        comparisons=_paper_comparisons(large_batch=(2048, 128)) + (
+            Comparison("rotation_hypernet_1024", "(a) rotation hypernet, B=1024",
+                       "rotation_mnist", overrides=(("batch.conditions", 1024),)),
+            Comparison("rotation_embedding_1024", "(b) rotation embedding, B=1024",
+                       "rotation_mnist", "kind=embedding",
+                       overrides=(("batch.conditions", 1024),))),
+        torch_compile_budget_s=0.0, torch_rows=False,
+        seeds_config=("synthetic", None), seeds=(1, 8, 64, 256),
+        scaling_config=("synthetic", None),
+        scaling={"conditions": (256, 1024, 4096), "points": (128, 512),
+                 "primary_width": (64, 256, 1024)},
+        compile_configs=SHIPPED_CONFIGS, optimisations=False,
+        conv_case=ConvCase(conditions=256, images=32, image_shape=(32, 32, 3),
+                           channels=(32, 64)),
+        data_loop_seeds=1, warmup=3, repeats=5, min_repeat_s=0.2),
 }

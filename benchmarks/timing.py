@@ -1,11 +1,12 @@
-"""Timing helpers: compile time apart, warm-up excluded, median of several repeats."""
+"""Timing helpers: compile time apart, warm-up excluded, median of several repeats.
+
+Imports no framework: the PyTorch worker process (benchmarks/workers.py) uses it too.
+"""
 
 import math
 import statistics
 import time
 from typing import Any, Callable
-
-import jax
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -39,29 +40,60 @@ def measure_steps(run_steps: Callable[[int], None], *, warmup: int = 2, repeats:
           "all_step_s": per_step}
 
 
-def measure_interleaved(runners: dict[str, Callable[[int], None]], *, warmup: int = 2,
+def spread(values: list[float]) -> dict[str, float]:
+  """Median, 10th and 90th percentile of `values` (linear interpolation)."""
+  ordered = sorted(values)
+
+  def quantile(q):
+    pos = q * (len(ordered) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
+
+  return {"median": statistics.median(ordered), "p10": quantile(0.1), "p90": quantile(0.9)}
+
+
+def measure_interleaved(runners: dict[str, Callable[[int], Any]], *, warmup: int = 2,
                         repeats: int = 5, min_repeat_s: float = 0.2,
                         max_steps: int = 10_000) -> dict[str, dict[str, Any]]:
   """`measure_steps` of several step functions, their repeats interleaved.
 
   For before/after comparisons on a machine that other work may share: each round
   times one repeat of every runner in turn, so a change of load hits all of them
-  alike. Returns {name: measure_steps-style dict}.
+  alike. A runner that returns a list of per-step seconds (a worker process timing
+  itself, benchmarks/workers.py) is timed by those; else by the wall clock here.
+  Returns {name: measure_steps-style dict}, plus 'step_s_p10' / 'step_s_p90' over
+  the repeats and, for self-timing runners, 'per_step' (median / p10 / p90 of every
+  single step: stalls show there, averaged away in a repeat).
   """
+
+  def seconds_of(run_steps, n):
+    result, wall = timed(lambda: run_steps(n))
+    return (sum(result), list(result)) if isinstance(result, list) else (wall, None)
+
   steps = {}
   for name, run_steps in runners.items():
     if warmup:
       run_steps(warmup)
-    one = min(timed(lambda: run_steps(1))[1] for _ in range(2))  # pylint: disable=cell-var-from-loop
+    one = min(seconds_of(run_steps, 1)[0] for _ in range(2))
     steps[name] = int(min(max_steps, max(1, math.ceil(min_repeat_s / max(one, 1e-7)))))
   per_step = {name: [] for name in runners}
+  singles = {name: [] for name in runners}
   for _ in range(repeats):
     for name, run_steps in runners.items():
-      _, seconds = timed(lambda: run_steps(steps[name]))  # pylint: disable=cell-var-from-loop
+      seconds, each = seconds_of(run_steps, steps[name])
       per_step[name].append(seconds / steps[name])
-  return {name: {"step_s": statistics.median(v), "step_s_min": min(v), "step_s_max": max(v),
+      if each is not None:
+        singles[name].extend(each)
+  out = {}
+  for name, v in per_step.items():
+    s = spread(v)
+    out[name] = {"step_s": s["median"], "step_s_min": min(v), "step_s_max": max(v),
+                 "step_s_p10": s["p10"], "step_s_p90": s["p90"],
                  "steps_per_repeat": steps[name], "repeats": repeats, "all_step_s": v}
-          for name, v in per_step.items()}
+    if singles[name]:
+      out[name]["per_step"] = spread(singles[name])
+  return out
 
 
 class JaxStepper:
@@ -74,6 +106,7 @@ class JaxStepper:
     self.compiled, self.state, self.args = compiled, state, args
 
   def __call__(self, num_steps: int) -> None:
+    import jax  # pylint: disable=g-import-not-at-top
     metrics = None
     for _ in range(num_steps):
       self.state, metrics = self.compiled(self.state, *self.args)

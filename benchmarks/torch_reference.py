@@ -7,8 +7,10 @@ matrices applied with `torch.bmm`. A second version writes the model for ONE exa
 and batches it with `torch.func.vmap`, as the JAX library does with `jax.vmap`.
 
 Sizes come from a `Spec` derived from the same config the JAX side uses, so both
-sides run the same shapes on the same pre-made batch. This module imports torch at
-import time: import it only where torch is installed.
+sides run the same shapes on the same pre-made batch. `make_data_train_step` adds
+the paper-style input pipeline: a DataLoader whose Dataset rotates uint8 digits with
+PIL (nearest, fill 0) and normalises them. This module imports torch at import time:
+it runs only in the PyTorch worker process (benchmarks/workers.py), never beside JAX.
 """
 
 import dataclasses
@@ -20,6 +22,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from PIL import Image
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -197,6 +200,75 @@ def make_train_step(spec: Spec, variant: str, batch: dict[str, np.ndarray], *,
     for _ in range(num_steps):
       optimizer.zero_grad(set_to_none=True)
       loss = loss_of(cond, x, y)
+      loss.backward()
+      optimizer.step()
+
+  return run
+
+
+class RotatedImages(torch.utils.data.Dataset):
+  """Item i: (cond = image i normalised [H*W*C], x = image i rotated by a fresh
+  uniform angle in [0, 360) with PIL (nearest, fill 0) and normalised [1, H*W*C],
+  y = the nearest multiple of 360 / num_classes degrees, circularly [1])."""
+
+  def __init__(self, images_uint8: np.ndarray, *, mean: float, std: float,
+               num_classes: int, seed: int = 0):
+    self.images, self.mean, self.std = images_uint8, mean, std
+    self.num_classes = num_classes
+    self.rng = np.random.default_rng(seed)
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def _normalise(self, image: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(image.astype(np.float32)) / 255.0 - self.mean) / self.std
+
+  def label(self, angle: float) -> int:
+    """The nearest multiple of 360 / num_classes degrees, circularly (ties upward)."""
+    return int(np.floor(angle / (360.0 / self.num_classes) + 0.5)) % self.num_classes
+
+  @staticmethod
+  def rotate(image: np.ndarray, angle: float) -> np.ndarray:
+    """image [H, W, C] uint8 rotated counter-clockwise by PIL (nearest, fill 0)."""
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    return np.asarray(pil.rotate(angle, resample=Image.NEAREST, fillcolor=0)).reshape(
+        image.shape)
+
+  def __getitem__(self, i: int):
+    image = self.images[i]  # [H, W, C] uint8
+    angle = float(self.rng.uniform(0.0, 360.0))
+    rotated = self.rotate(image, angle)
+    return (self._normalise(image).reshape(-1), self._normalise(rotated).reshape(1, -1),
+            torch.tensor([self.label(angle)]))
+
+
+def make_data_train_step(spec: Spec, variant: str, images_uint8: np.ndarray, *,
+                         mean: float, std: float, num_classes: int, batch_size: int,
+                         seed: int = 0) -> Callable[[int], None]:
+  """run(num_steps): next DataLoader batch (shuffled, rotated on the host) + the step.
+
+  The paper's loop: `for cond, x, y in loader: step`. One process, no loader
+  workers (the thread count is the comparison's; workers would add processes).
+  """
+  torch.manual_seed(seed)
+  model = create_model(spec, variant)
+  optimizer = create_optimizer(spec, model.parameters())
+  objective = loss_fn(spec)
+  loader = torch.utils.data.DataLoader(
+      RotatedImages(images_uint8, mean=mean, std=std, num_classes=num_classes, seed=seed),
+      batch_size=batch_size, shuffle=True, drop_last=True, num_workers=0)
+  batches = iter(loader)
+
+  def run(num_steps: int) -> None:
+    nonlocal batches
+    for _ in range(num_steps):
+      try:
+        cond, x, y = next(batches)
+      except StopIteration:  # a new epoch
+        batches = iter(loader)
+        cond, x, y = next(batches)
+      optimizer.zero_grad(set_to_none=True)
+      loss = objective(model(cond, x), y)
       loss.backward()
       optimizer.step()
 

@@ -16,6 +16,7 @@ import ml_collections
 
 from hypernets import generators
 from hypernets import nets
+from hypernets import per_example_conv
 from hypernets import precision
 from hypernets import primary as primary_lib
 from hypernets.errors import ConfigError
@@ -79,7 +80,12 @@ class HypernetModel(nn.Module):
     return jax.tree_util.tree_unflatten(self.primary.treedef, leaves)
 
   def __call__(self, cond: jax.Array, x: jax.Array) -> jax.Array:
-    return self.primary.apply(self.generate(cond), x)
+    theta = self.generate(cond)
+    # Convs whose kernels vary with I run as batched matmuls (per_example_conv.py).
+    varying = ([layer.kernel_index for layer in self.film] if self.film is not None
+               else [spec.index for spec in self.f.specs])
+    with per_example_conv.as_matmuls([self.primary.leaf_paths[i] for i in varying]):
+      return self.primary.apply(theta, x)
 
 
 def select_leaves(primary: primary_lib.Primary, pattern: str) -> tuple[int, ...]:

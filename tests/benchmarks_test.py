@@ -2,6 +2,7 @@
 figure to JSON, with or without PyTorch installed."""
 
 import copy
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,16 +18,7 @@ from hypernets import data as data_lib
 
 
 
-def _has_torch() -> bool:
-  """Whether `import torch` works (what benchmarks.run checks)."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top,unused-import
-    return True
-  except ImportError:
-    return False
-
-
-HAS_TORCH = _has_torch()
+HAS_TORCH = importlib.util.find_spec("torch") is not None  # what benchmarks.run checks
 POSITIVE_KEYS = ("step_s", "examples_per_s", "flop_per_s", "roofline_fraction", "total_s",
                  "lower_s", "compile_s", "flops_train", "flops_forward", "peak_bytes",
                  "peak_flop_per_s", "num_params")
@@ -59,7 +51,7 @@ def test_every_section_is_in_the_json(smoke):
   _, results = smoke
   assert results["suite"] == "smoke"
   for key in ("machine", "settings", "roofline", "compare", "precision", "seeds", "scaling",
-              "compile", "targets", "total_s"):
+              "compile", "conv", "workers", "targets", "total_s"):
     assert key in results, key
   machine = results["machine"]
   for key in ("cpu_model", "cpu_cores", "jax", "device_kind", "load_average_start"):
@@ -72,7 +64,9 @@ def test_every_section_is_in_the_json(smoke):
   assert [row["seeds"] for row in results["seeds"]["rows"]] == [1, 2]
   assert set(results["scaling"]) >= {"conditions", "points", "primary_width"}
   assert list(results["compile"]) == ["synthetic:small"]
-  assert {t["name"].split()[0] for t in results["targets"]} >= {"(c)", "2", "compile"}
+  assert {t["name"].split()[0] for t in results["targets"]} >= {"(c)", "2", "compile", "conv"}
+  assert set(results["conv"]["rows"]) == {"shared weights", "heads (library)", "film (library)",
+                                          "heads, direct conv"}
   assert "optimisations" not in results  # not in the smoke suite
 
 
@@ -103,14 +97,32 @@ def test_jax_steps_and_flop_counts(smoke):
     assert results["seeds"]["rows"][1][which]["per_seed_step_s"] > 0
 
 
+def test_each_side_ran_in_its_own_worker(smoke):
+  _, results = smoke
+  workers = results["workers"]
+  assert workers["jax"]["frameworks_loaded"] == ["jax"]
+  if HAS_TORCH:
+    assert workers["torch"]["frameworks_loaded"] == ["torch"]
+    assert workers["torch"]["threads"] == workers["threads"]
+  for res in results["compare"].values():
+    for row in res["jax"].values():
+      single = row["per_step"]
+      assert 0 < single["p10"] <= single["median"] <= single["p90"]
+  assert results["compare"]["rotation_hypernet"]["jax"]["library_seeds"]["seeds"] == 2
+
+
 def test_torch_rows_are_timed_or_skipped(smoke):
   _, results = smoke
-  for res in results["compare"].values():
+  for name, res in results["compare"].items():
     if HAS_TORCH:
-      for variant in ("eager_bmm", "eager_vmap"):
+      variants = ["eager_bmm", "eager_vmap"] + (["data_bmm"] if "rotation" in name else [])
+      for variant in variants:
         assert res["torch"][variant]["examples_per_s"] > 0
+        assert res["torch"][variant]["per_step"]["p90"] > 0
       assert "skipped" in res["torch"]["compile_bmm"]  # not run in the smoke suite
       assert res["ratios"]["jax_model_only_vs_torch_eager_bmm"] > 0
+      if "rotation" in name:
+        assert res["ratios"]["jax_library_seeds_vs_torch_data_loop"] > 0
     else:
       assert "skipped" in res["torch"]
       assert "ratios" not in res
@@ -120,21 +132,22 @@ def test_prints_the_tables(smoke):
   stdout, _ = smoke
   for heading in ("Roofline", "JAX (the library's jitted step) vs PyTorch", "Mixed precision",
                   "Seeds as a batch",
-                  "Scaling", "Compile time", "Targets"):
+                  "Scaling", "Compile time", "Conv primary", "Targets"):
     assert heading in stdout, heading
   assert "jax model-only (pre-made batch)" in stdout
 
 
 def test_tables_and_targets_without_torch(smoke):
-  from benchmarks import run  # pylint: disable=g-import-not-at-top
+  from benchmarks import tables  # pylint: disable=g-import-not-at-top
+  from benchmarks import targets  # pylint: disable=g-import-not-at-top
   _, results = smoke
   results = copy.deepcopy(results)
   for res in results["compare"].values():
     res["torch"] = {"skipped": "torch is not installed (or --no_torch)"}
     res.pop("ratios", None)
-  results["targets"] = run.evaluate_targets(results)
+  results["targets"] = targets.evaluate_targets(results)
   assert not any("PyTorch" in t["name"] for t in results["targets"])
-  table = run.tables(results)
+  table = tables.tables(results)
   assert "jax library step (on-device sampling)" in table
   assert "torch eager" not in table
 
