@@ -105,6 +105,9 @@ class HypernetModel(nn.Module):
       leaves = [generated[i] if i in generated else shared[i] for i in range(num_leaves)]
     theta = jax.tree_util.tree_unflatten(self.primary.treedef, leaves)
     chex.assert_trees_all_equal_shapes_and_dtypes(theta, self.primary.template)
+    if jax.tree_util.tree_leaves(self.primary.state):
+      # Declared here (the compact method); __call__ reads and updates it.
+      self.variable("g_state", "state", lambda: self.primary.state)
     return precision.cast_floats(theta, precision.compute_dtype_of(self.compute_dtype))
 
   def __call__(self, cond: jax.Array, x: jax.Array, train: bool = False) -> jax.Array:
@@ -116,17 +119,16 @@ class HypernetModel(nn.Module):
     theta = self.generate(cond)
     if not self.primary.is_stateful:
       return self.primary.apply(theta, x)
-    state = (self.variable("g_state", "state", lambda: self.primary.state)
-             if jax.tree_util.tree_leaves(self.primary.state) else None)
+    has_state = bool(jax.tree_util.tree_leaves(self.primary.state))
+    state = self.get_variable("g_state", "state") if has_state else {}
     rng = None
     if self.primary.rng_streams:
       rng = self.make_rng("dropout") if self.has_rng("dropout") else jax.random.key(0)
-    y, new_state = self.primary.run(theta, state.value if state is not None else {}, x,
-                                    train=train, rng=rng)
-    if (train and state is not None and self.is_mutable_collection("g_state")
+    y, new_state = self.primary.run(theta, state, x, train=train, rng=rng)
+    if (train and has_state and self.is_mutable_collection("g_state")
         and not self.is_initializing()):
-      state.value = jax.tree.map(lambda new, old: new.astype(old.dtype), new_state,
-                                 state.value)
+      self.put_variable("g_state", "state", jax.tree.map(
+          lambda new, old: new.astype(old.dtype), new_state, state))
     return y
 
 

@@ -1,4 +1,7 @@
-"""The dataset container, batch sampling and `create_dataset(config.data)`."""
+"""The dataset container (`Dataset`, `Split`), batch sampling and per-host shards.
+
+Tasks (functions `config.data -> Dataset`) are found by `tasks.create_dataset`.
+"""
 
 import dataclasses
 from typing import Any, Callable
@@ -6,12 +9,7 @@ from typing import Any, Callable
 import flax.struct
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-
-from hypernets.errors import ConfigError
-
-DATASET_NAMES = ("synthetic", "structured", "rotation")
 
 
 @flax.struct.dataclass
@@ -141,24 +139,3 @@ def shard_train(dataset: Dataset, shard: tuple[int, int] | None) -> Dataset:
   rows = shard_indices(dataset.num_train_conditions, shard)
   return dataclasses.replace(dataset, train=jax.tree.map(lambda a: a[rows], dataset.train),
                              train_eval=dataset.eval_splits["train"])
-
-
-def create_dataset(data_config: ml_collections.ConfigDict, *,
-                   train_shard: tuple[int, int] | None = None) -> Dataset:
-  """Builds the dataset named by `data_config.name`.
-
-  `train_shard` (index, n): keep only that shard of the training rows (per-host
-  loading; `shard_indices`). Image sources read only those rows from disk; the
-  generated tasks are cheap to make whole and are sliced.
-  """
-  if data_config.name == "synthetic":
-    from hypernets.data import synthetic  # pylint: disable=g-import-not-at-top
-    return shard_train(synthetic.create_dataset(data_config), train_shard)
-  if data_config.name == "structured":
-    from hypernets.data import structured  # pylint: disable=g-import-not-at-top
-    return shard_train(structured.create_dataset(data_config), train_shard)
-  if data_config.name == "rotation":
-    from hypernets.data import rotation  # pylint: disable=g-import-not-at-top
-    return rotation.create_dataset(data_config, train_shard=train_shard)
-  raise ConfigError(
-      f"unknown config.data.name {data_config.name!r}; choose one of {DATASET_NAMES}")

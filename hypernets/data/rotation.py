@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from hypernets.data.dataset import choose_rows
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 
 
 def rotate_nearest(image: jax.Array, angle_degrees: jax.Array) -> jax.Array:
@@ -99,6 +100,7 @@ def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_condit
                         num_classes=num_classes)
 
 
+@register_task("rotation")
 def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -> Dataset:
   """The rotation-prediction task on `data_config.source` images.
 

@@ -28,6 +28,7 @@ import ml_collections
 
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 
 
 @flax.struct.dataclass
@@ -216,6 +217,7 @@ def target_from_config(data_config: ml_collections.ConfigDict) -> Target:
   return _build_from_config(data_config)[0]
 
 
+@register_task("structured")
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   """Train and test splits with disjoint random conditioning inputs and points.
 

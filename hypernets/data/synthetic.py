@@ -10,6 +10,7 @@ import ml_collections
 
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 
 
 def init_target(key: jax.Array, *, m1: int, m2: int, width: int, gain: float):
@@ -46,6 +47,7 @@ def make_split(key: jax.Array, layers, *, num_conditions: int, points: int,
   return Split(cond=cond, x=x, y=y)
 
 
+@register_task("synthetic")
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   """Train and test splits with disjoint random conditioning inputs and points."""
   target_key, train_key, test_key = jax.random.split(jax.random.key(data_config.seed), 3)
