@@ -454,3 +454,8 @@ def create_model(model_config: ml_collections.ConfigDict, *, example_cond: jax.A
                               activation=model_config.activation)
     return StandardModel(net=net, compute_dtype=compute_dtype), None
   raise ConfigError(f"unknown config.model.kind {kind!r}; choose one of {MODEL_KINDS}")
+
+
+def has_train_mode(model: nn.Module) -> bool:
+  """Whether the model behaves differently in training (a g with state or dropout)."""
+  return isinstance(model, HypernetModel) and model.primary.is_stateful
