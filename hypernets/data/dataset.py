@@ -45,6 +45,8 @@ class Dataset:
       but epoch-ordered ones) ignore it; `key` already depends on it.
     train_eval: a materialised Split of training data to report train metrics on
       (defaults to `train`, which must then be a Split).
+    extra_eval: more materialised Splits to report metrics on, by name (e.g.
+      'heldout_pixels': metrics `heldout_pixels_<metric>`).
   """
 
   train: Any
@@ -53,6 +55,7 @@ class Dataset:
   output_dim: int
   sampler: Callable[..., Split] = None  # default: sample_batch
   train_eval: Split | None = None
+  extra_eval: dict[str, Split] | None = None
 
   def sample(self, train, key: jax.Array, *, num_conditions: int,
              points_per_condition: int, step: jax.Array | int = 0) -> Split:
@@ -64,7 +67,7 @@ class Dataset:
   @property
   def eval_splits(self) -> dict[str, Split]:
     return {"train": self.train if self.train_eval is None else self.train_eval,
-            "test": self.test}
+            "test": self.test, **(self.extra_eval or {})}
 
   @property
   def num_train_conditions(self) -> int:

@@ -159,7 +159,7 @@ def check_dataset(dataset, *, where: str = "the task") -> None:
                       f"{dataset.output_dim!r}")
   if not isinstance(dataset.test, Split):
     raise ConfigError(f"{where}: Dataset.test is a {type(dataset.test).__name__}, not a Split")
-  splits = {"test": dataset.test}
+  splits = {"test": dataset.test, **(dataset.extra_eval or {})}
   if dataset.train_eval is not None:
     splits["train_eval"] = dataset.train_eval
   elif not isinstance(dataset.train, Split):
