@@ -122,3 +122,24 @@ def test_dropout_masks_differ_across_examples_and_steps_and_repeat():
   at_0, at_1 = loss(state), loss(state.replace(step=jnp.ones((), jnp.int32)))
   assert at_0 != at_1  # other masks at another step
   assert loss(state) == at_0  # the same masks on a rerun
+
+
+def test_checkpoint_written_before_model_state_existed_still_restores(tmp_path):
+  import flax.struct  # pylint: disable=g-import-not-at-top
+
+  @flax.struct.dataclass
+  class OldTrainState:  # TrainState as it was: no model_state
+    step: jax.Array
+    params: dict
+    opt_state: dict
+
+  manager = checkpoints.create_manager(str(tmp_path), max_to_keep=1)
+  checkpoints.save(manager, 5, OldTrainState(step=jnp.int32(5), params={"w": jnp.ones(3)},
+                                             opt_state={"m": jnp.full(3, 2.0)}))
+  manager.wait_until_finished()
+  fresh = training.TrainState(step=jnp.int32(0), params={"w": jnp.zeros(3)},
+                              opt_state={"m": jnp.zeros(3)})
+  restored = checkpoints.restore_or_initialize(manager, fresh)
+  manager.close()
+  assert int(restored.step) == 5 and restored.model_state == {}
+  np.testing.assert_array_equal(restored.opt_state["m"], np.full(3, 2.0))
