@@ -20,10 +20,10 @@ import numpy as np
 
 from hypernets import data as data_lib
 from hypernets import models
+from hypernets import training
 from hypernets.data import image_functions as task_lib
 from hypernets.experiments import sweeps
 from hypernets.training import checkpoints
-from hypernets.training import loop
 from hypernets.training import state as state_lib
 from hypernets.training import steps
 from hypernets.training import workdir as workdir_lib
@@ -193,7 +193,7 @@ def plot_reconstructions(config, workdir: str, path: str) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   """Trains every point, then writes the rows, table and figures (module docstring)."""
-  sweeps.run_sweep(config, points(config), workdir, train_fn=loop.train_and_evaluate)
+  sweeps.run_sweep(config, points(config), workdir, train_fn=training.train_and_evaluate)
   rows = summarize(config, workdir)
   workdir_lib.write_json_atomic(os.path.join(workdir, "image_functions.json"), rows)
   workdir_lib.write_text_atomic(os.path.join(workdir, "image_functions.md"),
