@@ -127,10 +127,6 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
       check_int(config, "model.chunk_size", minimum=1)
       check_int(config, "model.chunk_embedding_dim", minimum=1)
       check_widths(config, "model.chunk_hidden")
-      if config.model.f_init == "primary":
-        raise ConfigError("config.model.f_init='primary' cannot be used with "
-                          "config.model.generator='chunked' (its generator is shared "
-                          "across leaves); use hyperfan_in, hyperfan_out or lecun")
   elif kind == "embedding":
     check_int(config, "model.e_width", minimum=1)
     check_int(config, "model.e_depth", minimum=1)

@@ -1,6 +1,6 @@
 """Hypernetworks f: conditioning input I -> (part of) the parameter pytree of g.
 
-Kinds (`config.model.generator`):
+Kinds (`generator` of models.hypernetwork, `config.model.generator`):
   heads    trunk(I) -> one linear head per generated leaf of g (the paper's f).
   lowrank  trunk(I) -> linear bottleneck h(I) of width `rank` -> theta = W h(I) + b
            (Theorem 5's form).
@@ -9,15 +9,24 @@ Kinds (`config.model.generator`):
            scaled by a learned per-leaf gain. Its size depends on N_g only through
            the number of chunks.
   film     g keeps shared base weights; f emits a per-output-unit scale and shift of
-           every layer (functa-style FiLM), applied to g's kernels and biases.
+           every layer it can identify (film.py).
+Generated deltas on a frozen g (`DeltaHeads`): theta_I = theta0 + Delta(I), Delta
+full or low-rank (A_I B_I) per leaf, starting at zero.
 
 Generators see g through `LeafSpec`s, one per generated leaf, which carry the
-variance g's own initialiser gives that leaf; `init` chooses how f's last layer is
-initialised: 'primary' (f(I) starts at a sample of g's own init plus a small
-I-dependent part), 'lecun' (a plain Dense, as in the paper's code, started like every
-other layer: `init_scheme`, nets.INIT_SCHEMES; 'torch' is the paper's), 'hyperfan_in' /
-'hyperfan_out' (Chang, Sahni & Tan, ICLR 2020: the generated leaves start with the
-variance of g's own fan-in initialiser, or its fan-out counterpart).
+variance g's own initialiser gives that leaf, or the constant it sets it to
+(LayerNorm scale = 1, zero biases). `init` chooses how f's last layer starts:
+  'primary'       f(I) starts at a sample of g's own init plus a small I-dependent
+                  part (variance scale `init_scale`); for 'chunked', whose shared
+                  generator cannot hold a per-leaf sample, it is 'hyperfan_in';
+  'lecun'         a plain Dense, as in the paper's code, started like every other
+                  layer (`init_scheme`, nets.INIT_SCHEMES; 'torch' is the paper's);
+  'hyperfan_in' / 'hyperfan_out'  (Chang, Sahni & Tan, ICLR 2020) the generated
+                  leaves start with the variance of g's own fan-in initialiser, or
+                  its fan-out counterpart. Leaves g initialises to a constant c start
+                  at c plus an I-dependent part of variance init_scale * c^2 (for
+                  c = 0: init_scale * the mean variance of the random leaves), so a
+                  LayerNorm scale starts near 1, not near 0.
 """
 
 import dataclasses
@@ -31,11 +40,17 @@ import numpy as np
 
 from hypernets.errors import ConfigError
 from hypernets.nets import layer_inits
+from hypernets.film import FilmGenerator  # pylint: disable=unused-import
+from hypernets.film import FilmLayer  # pylint: disable=unused-import
+from hypernets.film import apply_film  # pylint: disable=unused-import
+from hypernets.film import film_layers  # pylint: disable=unused-import
 from hypernets.nets import MLP
 from hypernets.primary import Primary
 
 GENERATORS = ("heads", "lowrank", "chunked", "film")
 INITS = ("primary", "lecun", "hyperfan_in", "hyperfan_out")
+HYPERFAN_INITS = ("hyperfan_in", "hyperfan_out")
+DELTAS = ("full", "lowrank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +62,12 @@ class LeafSpec:
   shape: tuple[int, ...]
   dtype: jnp.dtype
   init_variance: float  # variance g's own initialiser gives this leaf
+  name: str  # unique Flax-safe name (primary.unique_leaf_names)
+  constant: float | None = None  # g's init sets every entry to this value, else None
 
   @property
   def size(self) -> int:
     return int(np.prod(self.shape, dtype=int))
-
-  @property
-  def name(self) -> str:
-    return self.path.replace("/", "_")
 
   def target_variance(self, init: str) -> float:
     """Variance the generated leaf should start with under hyperfan `init`.
@@ -69,17 +82,32 @@ class LeafSpec:
 
 def leaf_specs(primary: Primary, *, num_samples: int = 16,
                indices: Sequence[int] | None = None) -> tuple[LeafSpec, ...]:
-  """LeafSpecs of g's leaves (all, or `indices`), init variances from `num_samples` inits."""
+  """LeafSpecs of g's leaves (all, or `indices`), init variances from `num_samples` inits.
+
+  A leaf equal to one value everywhere in every sample is a constant leaf.
+  """
   samples = [jax.tree_util.tree_leaves(primary.init(key))
              for key in jax.random.split(jax.random.key(0), num_samples)]
   specs = []
-  for i, (path, leaf) in enumerate(zip(primary.leaf_paths, primary.leaves)):
+  for i, (path, name, leaf) in enumerate(zip(primary.leaf_paths, primary.leaf_names,
+                                             primary.leaves)):
     if indices is not None and i not in indices:
       continue
     values = np.stack([np.asarray(s[i], np.float64) for s in samples])
+    first = values.reshape(-1)[0] if values.size else 0.0
+    constant = float(first) if values.size and np.all(values == first) else None
     specs.append(LeafSpec(i, path, tuple(leaf.shape), jnp.dtype(leaf.dtype),
-                          float(values.var())))
+                          float(values.var()), name=name, constant=constant))
   return tuple(specs)
+
+
+def constant_noise_variance(spec: LeafSpec, specs: Sequence[LeafSpec],
+                            init_scale: float) -> float:
+  """Variance of the I-dependent part of a constant leaf under hyperfan."""
+  if spec.constant:
+    return init_scale * spec.constant ** 2
+  random = [s.init_variance for s in specs if s.constant is None]
+  return init_scale * (float(np.mean(random)) if random else 1.0)
 
 
 def _primary_leaf_init(primary: Primary, spec: LeafSpec):
@@ -103,10 +131,10 @@ def _scaled_normal(variance, sq_norm):
   return init
 
 
-def _check_init(init: str, allowed=INITS) -> None:
-  if init not in allowed:
-    raise ConfigError(f"unknown config.model.f_init {init!r} for this generator; "
-                      f"choose one of {tuple(allowed)}")
+def check_init(init: str, *, argument: str = "init") -> None:
+  """Raises ConfigError naming `argument` unless `init` is one of INITS."""
+  if init not in INITS:
+    raise ConfigError(f"unknown {argument} {init!r}; choose one of {INITS}")
 
 
 class _GeneratorBase(nn.Module):
@@ -122,6 +150,11 @@ class _GeneratorBase(nn.Module):
   feature_sq_norm: float | jax.Array | None = None
   init_scheme: str = "lecun"  # trunk layers and 'lecun' (plain) output layers
 
+  @property
+  def needs_calibration(self) -> bool:
+    """Whether the output layer's init uses E||features||^2 (models.calibrate_hyperfan)."""
+    return self.init in HYPERFAN_INITS
+
   def trunk(self, cond: jax.Array) -> jax.Array:
     """trunk(I): [*cond_shape] -> [trunk_widths[-1]]."""
     return MLP(self.trunk_widths, self.activation, activate_final=True,
@@ -132,6 +165,12 @@ class _GeneratorBase(nn.Module):
     this input's value under 'intermediates' for `models.calibrate_hyperfan`."""
     self.sow("intermediates", "feature_sq_norm", sq_norm)
     return sq_norm if self.feature_sq_norm is None else self.feature_sq_norm
+
+  def _fan_target(self, spec: LeafSpec, init: str) -> tuple[float, float]:
+    """(start value, variance of the I-dependent part) of a leaf under hyperfan `init`."""
+    if spec.constant is None:
+      return 0.0, spec.target_variance(init)
+    return spec.constant, constant_noise_variance(spec, self.specs, self.init_scale)
 
   def _split(self, flat: jax.Array) -> list[jax.Array]:
     """Cuts a flat vector [>= sum of sizes] into the generated leaves."""
@@ -154,7 +193,7 @@ class PerTensorHeads(_GeneratorBase):
 
   @nn.compact
   def __call__(self, cond: jax.Array) -> list[jax.Array]:
-    _check_init(self.init)
+    check_init(self.init)
     h = self.trunk(cond)
     sq_norm = self._sq_norm(jnp.sum(jnp.square(h)))
     leaves = []
@@ -166,8 +205,9 @@ class PerTensorHeads(_GeneratorBase):
       elif self.init == "lecun":
         kernel_init, bias_init = layer_inits(self.init_scheme, h.shape[-1])
       else:
-        kernel_init = _scaled_normal(spec.target_variance(self.init), sq_norm)
-        bias_init = nn.initializers.zeros
+        start, variance = self._fan_target(spec, self.init)
+        kernel_init = _scaled_normal(variance, sq_norm)
+        bias_init = nn.initializers.constant(start)
       out = nn.Dense(spec.size, kernel_init=kernel_init, bias_init=bias_init,
                      name=f"head_{spec.name}")(h)
       leaves.append(jnp.reshape(out, spec.shape).astype(spec.dtype))
@@ -184,10 +224,11 @@ class LowRankGenerator(_GeneratorBase):
 
   @nn.compact
   def __call__(self, cond: jax.Array) -> list[jax.Array]:
-    _check_init(self.init)
+    check_init(self.init)
     h = nn.Dense(self.rank, name="bottleneck")(self.trunk(cond))  # [rank]
     sq_norm = self._sq_norm(jnp.sum(jnp.square(h)))
     total = sum(spec.size for spec in self.specs)
+    keys_for = lambda key: jax.random.split(key, len(self.specs))  # pylint: disable=unnecessary-lambda-assignment
 
     def kernel_init(key, shape, dtype=jnp.float32):
       if self.init == "lecun":
@@ -195,20 +236,20 @@ class LowRankGenerator(_GeneratorBase):
       if self.init == "primary":
         return nn.initializers.variance_scaling(
             self.init_scale, "fan_in", "truncated_normal")(key, shape, dtype)
-      blocks = [_scaled_normal(spec.target_variance(self.init), sq_norm)(
-          k, (self.rank, spec.size), dtype)
-                for k, spec in zip(jax.random.split(key, len(self.specs)), self.specs)]
-      return jnp.concatenate(blocks, axis=1)
+      return jnp.concatenate([
+          _scaled_normal(self._fan_target(spec, self.init)[1], sq_norm)(
+              k, (self.rank, spec.size), dtype)
+          for k, spec in zip(keys_for(key), self.specs)], axis=1)
 
     def bias_init(key, shape, dtype=jnp.float32):
       if self.init == "lecun":
         return layer_inits(self.init_scheme, self.rank)[1](key, shape, dtype)
-      if self.init != "primary":
-        return jnp.zeros(shape, dtype)
-      keys = jax.random.split(key, len(self.specs))
-      return jnp.concatenate([
-          _primary_leaf_init(self.primary, spec)(k, (spec.size,), dtype)
-          for k, spec in zip(keys, self.specs)])
+      if self.init == "primary":
+        return jnp.concatenate([
+            _primary_leaf_init(self.primary, spec)(k, (spec.size,), dtype)
+            for k, spec in zip(keys_for(key), self.specs)])
+      return jnp.concatenate([jnp.full((spec.size,), self._fan_target(spec, self.init)[0],
+                                       dtype) for spec in self.specs])
 
     w = self.param("W", kernel_init, (self.rank, total))
     b = self.param("b", bias_init, (total,))
@@ -221,16 +262,23 @@ class ChunkedGenerator(_GeneratorBase):
   chunk_k = G([trunk(I), c_k]); the chunks are concatenated, cut into g's leaves,
   and each leaf is multiplied by a learned scalar gain (initialised to the target
   standard deviation under hyperfan, so every leaf starts with its own variance
-  although G is shared). Maps I [*cond_shape] -> list of generated leaves.
+  although G is shared). A leaf g initialises to a non-zero constant c also gets a
+  learned scalar offset starting at c. init 'primary' is 'hyperfan_in' here.
+  Maps I [*cond_shape] -> list of generated leaves.
   """
 
   chunk_size: int = 256
   chunk_embedding_dim: int = 8
   chunk_hidden: Sequence[int] = ()
 
+  @property
+  def needs_calibration(self) -> bool:
+    return self.init != "lecun"
+
   @nn.compact
   def __call__(self, cond: jax.Array) -> list[jax.Array]:
-    _check_init(self.init, ("lecun", "hyperfan_in", "hyperfan_out"))
+    check_init(self.init)
+    fan_init = self.init if self.init in HYPERFAN_INITS else "hyperfan_in"
     total = sum(spec.size for spec in self.specs)
     num_chunks = math.ceil(total / self.chunk_size)
     h = self.trunk(cond)
@@ -248,84 +296,60 @@ class ChunkedGenerator(_GeneratorBase):
     leaves = []
     for spec, leaf in zip(self.specs, raw):
       if self.init == "lecun":
-        gain_init = nn.initializers.ones
-      else:
-        # Hyperfan: the leaf's raw variance (at this input, rescaled to the average
-        # input) is set to the target by the gain, exactly per leaf although the
-        # chunk generator is shared.
-        raw_variance = jnp.mean(jnp.square(leaf)) * sq_norm_ratio
-        gain0 = jnp.sqrt(spec.target_variance(self.init) / jnp.maximum(raw_variance, 1e-12))
-        gain_init = lambda key, shape, dtype=jnp.float32, g=gain0: jnp.full(shape, g, dtype)
-      gain = self.param(f"gain_{spec.name}", gain_init, ())
-      leaves.append((gain * leaf).astype(spec.dtype))
+        leaves.append((self.param(f"gain_{spec.name}", nn.initializers.ones, ()) * leaf)
+                      .astype(spec.dtype))
+        continue
+      # Hyperfan: the leaf's raw variance (at this input, rescaled to the average
+      # input) is set to the target by the gain, exactly per leaf although the
+      # chunk generator is shared.
+      start, variance = self._fan_target(spec, fan_init)
+      raw_variance = jnp.mean(jnp.square(leaf)) * sq_norm_ratio
+      gain0 = jnp.sqrt(variance / jnp.maximum(raw_variance, 1e-12))
+      gain = self.param(f"gain_{spec.name}",
+                        lambda key, shape, dtype=jnp.float32, g=gain0: jnp.full(shape, g, dtype),
+                        ())
+      out = gain * leaf
+      if start:
+        out = out + self.param(f"offset_{spec.name}", nn.initializers.constant(start), ())
+      leaves.append(out.astype(spec.dtype))
     return leaves
 
 
-@dataclasses.dataclass(frozen=True)
-class FilmLayer:
-  """A layer of g that FiLM modulates: its kernel leaf, bias leaf (or None), width."""
+class DeltaHeads(_GeneratorBase):
+  """Delta(I) for a frozen g: one zero-initialised head per selected leaf.
 
-  kernel_index: int
-  bias_index: int | None
-  features: int
-  name: str
-
-
-def film_layers(primary: Primary) -> tuple[FilmLayer, ...]:
-  """g's layers: every leaf named 'kernel' with a sibling 'bias' (if any).
-
-  The last axis of a Dense or Conv kernel is its output features, so scaling that
-  axis and the bias by (1 + gamma) and adding beta to the bias is exactly FiLM of
-  the layer's pre-activations: (x W + b)(1 + gamma) + beta.
-  """
-  paths = primary.leaf_paths
-  index = {p: i for i, p in enumerate(paths)}
-  layers = []
-  for i, (path, leaf) in enumerate(zip(paths, primary.leaves)):
-    parent, _, leaf_name = path.rpartition("/")
-    if leaf_name == "kernel":
-      bias_path = f"{parent}/bias" if parent else "bias"
-      layers.append(FilmLayer(i, index.get(bias_path), int(leaf.shape[-1]),
-                              parent.replace("/", "_") or "root"))
-  if not layers:
-    raise ConfigError("config.model.generator='film' needs a primary with 'kernel' "
-                      f"leaves; this one has {paths}")
-  return tuple(layers)
-
-
-class FilmGenerator(nn.Module):
-  """f(I) -> per-layer (gamma, beta), each [features]; starts near the identity.
-
-  Maps I [*cond_shape] -> tuple of (gamma, beta) per FilmLayer.
+  delta 'full': Delta_leaf = head(trunk(I)), reshaped to the leaf. 'lowrank': for
+  a leaf [..., n] with m = prod(leading axes) >= 2 axes, Delta = A_I B_I reshaped,
+  A_I [m, rank] (starts at a fixed random matrix, N(0, 1/m), plus a small
+  I-dependent part), B_I [rank, n] (starts at zero, as LoRA's B); vectors get a
+  full delta. Every Delta starts at exactly zero, so h_I starts as the frozen g.
+  Maps I [*cond_shape] -> list of Delta leaves.
   """
 
-  layers: tuple[FilmLayer, ...]
-  trunk_widths: Sequence[int]
-  activation: str = "relu"
-  init_scale: float = 0.01
-  init_scheme: str = "lecun"  # trunk layers
+  delta: str = "full"
+  rank: int = 4
+
+  @property
+  def needs_calibration(self) -> bool:
+    return False
 
   @nn.compact
-  def __call__(self, cond: jax.Array):
-    h = MLP(self.trunk_widths, self.activation, activate_final=True,
-            init_scheme=self.init_scheme, name="trunk")(jnp.reshape(cond, (-1,)))
-    init = nn.initializers.variance_scaling(self.init_scale, "fan_in", "truncated_normal")
-    out = []
-    for layer in self.layers:
-      gamma_beta = nn.Dense(2 * layer.features, kernel_init=init,
-                            name=f"film_{layer.name}")(h)
-      out.append((gamma_beta[:layer.features], gamma_beta[layer.features:]))
-    return tuple(out)
-
-
-def apply_film(leaves: list[jax.Array], layers: tuple[FilmLayer, ...],
-               modulations) -> list[jax.Array]:
-  """g's leaves with each layer's kernel/bias modulated by (1 + gamma), + beta."""
-  leaves = list(leaves)
-  for layer, (gamma, beta) in zip(layers, modulations):
-    kernel = leaves[layer.kernel_index]
-    leaves[layer.kernel_index] = (kernel * (1.0 + gamma)).astype(kernel.dtype)
-    if layer.bias_index is not None:
-      bias = leaves[layer.bias_index]
-      leaves[layer.bias_index] = (bias * (1.0 + gamma) + beta).astype(bias.dtype)
-  return leaves
+  def __call__(self, cond: jax.Array) -> list[jax.Array]:
+    h = self.trunk(cond)
+    zeros = nn.initializers.zeros
+    small = nn.initializers.variance_scaling(self.init_scale, "fan_in", "truncated_normal")
+    deltas = []
+    for spec in self.specs:
+      if self.delta == "lowrank" and len(spec.shape) >= 2:
+        m, n = spec.size // spec.shape[-1], spec.shape[-1]
+        a = nn.Dense(m * self.rank, kernel_init=small,
+                     bias_init=nn.initializers.normal(1.0 / math.sqrt(m)),
+                     name=f"delta_A_{spec.name}")(h).reshape(m, self.rank)
+        b = nn.Dense(self.rank * n, kernel_init=zeros, bias_init=zeros,
+                     name=f"delta_B_{spec.name}")(h).reshape(self.rank, n)
+        delta = (a @ b).reshape(spec.shape)
+      else:
+        delta = nn.Dense(spec.size, kernel_init=zeros, bias_init=zeros,
+                         name=f"delta_{spec.name}")(h).reshape(spec.shape)
+      deltas.append(delta.astype(spec.dtype))
+    return deltas

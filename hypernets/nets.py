@@ -15,6 +15,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": nn.silu,
     "sigmoid": nn.sigmoid,
     "tanh": jnp.tanh,
+    "sine": jnp.sin,  # coordinate networks (images as functions)
     "identity": lambda x: x,
 }
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -56,8 +57,7 @@ CONFIG_CASES = [
     ("synthetic", {"data.m1": 0}, "config.data.m1"),
     ("synthetic", {"model.primary.name": "conv"}, "needs image points"),
     ("synthetic", {"model.generated_params": "nothing"}, "config.model.generated_params"),
-    ("synthetic", {"model.generator": "chunked", "model.f_init": "primary"},
-     "config.model.f_init='primary' cannot be used"),
+    ("synthetic", {"model.f_init": "bogus"}, "config.model.f_init is 'bogus'"),
     ("rotation_mnist", {"data.source": "mnist", "data.data_dir": "EMPTY"},
      "dataset 'mnist' not found"),
     ("rotation_mnist", {"batch.points": 3}, "config.batch.points must be 1"),
@@ -121,16 +121,17 @@ def test_dataset_split_that_does_not_exist():
   assert "\n" not in str(e.value)
 
 
-def test_primary_whose_tree_cannot_be_generated():
+def test_primary_drawing_from_an_unknown_random_stream():
 
-  class WithBatchNorm(nn.Module):
+  class Noisy(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-      return nn.BatchNorm(use_running_average=True)(x)
+      return nn.Dense(2)(x) + jax.random.normal(self.make_rng("noise"), (2,))
 
-  with pytest.raises(HypernetsError, match="batch_stats"):
-    primary_lib.from_linen(WithBatchNorm(), jnp.ones((2, 3)))
+  with pytest.raises(HypernetsError, match="rng_streams") as e:
+    primary_lib.from_linen(Noisy(), jnp.ones((2, 3)))
+  assert "\n" not in str(e.value)
 
 
 def test_workdir_of_another_config_refused_then_moved_aside(finished_run, tmp_path):

@@ -171,3 +171,8 @@ def test_unknown_kind_and_primary_are_rejected(small_config):
   with pytest.raises(ConfigError, match="config.model.primary.name"):
     models.create_model(small_config.model, example_cond=jnp.ones((2,)),
                         example_x=jnp.ones((3, 2)), output_dim=1)
+  small_config.model.primary.name = "mlp"
+  small_config.model.f_init = "bogus"  # create_model names the config field
+  with pytest.raises(ConfigError, match="config.model.f_init is 'bogus'"):
+    models.create_model(small_config.model, example_cond=jnp.ones((2,)),
+                        example_x=jnp.ones((3, 2)), output_dim=1)

@@ -15,7 +15,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLABS = os.path.join(REPO_ROOT, "colabs")
-NOTEBOOKS = ("quickstart", "modularity", "rotation")
+NOTEBOOKS = ("quickstart", "modularity", "rotation", "images_as_functions")
 CELL_TIMEOUT_S = 600
 
 

@@ -1,4 +1,7 @@
-"""The dataset container, batch sampling and `create_dataset(config.data)`."""
+"""The dataset container (`Dataset`, `Split`), batch sampling and per-host shards.
+
+Tasks (functions `config.data -> Dataset`) are found by `tasks.create_dataset`.
+"""
 
 import dataclasses
 from typing import Any, Callable
@@ -6,12 +9,7 @@ from typing import Any, Callable
 import flax.struct
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-
-from hypernets.errors import ConfigError
-
-DATASET_NAMES = ("synthetic", "structured", "rotation")
 
 
 @flax.struct.dataclass
@@ -47,6 +45,8 @@ class Dataset:
       but epoch-ordered ones) ignore it; `key` already depends on it.
     train_eval: a materialised Split of training data to report train metrics on
       (defaults to `train`, which must then be a Split).
+    extra_eval: more materialised Splits to report metrics on, by name (e.g.
+      'heldout_pixels': metrics `heldout_pixels_<metric>`).
   """
 
   train: Any
@@ -55,6 +55,7 @@ class Dataset:
   output_dim: int
   sampler: Callable[..., Split] = None  # default: sample_batch
   train_eval: Split | None = None
+  extra_eval: dict[str, Split] | None = None
 
   def sample(self, train, key: jax.Array, *, num_conditions: int,
              points_per_condition: int, step: jax.Array | int = 0) -> Split:
@@ -66,7 +67,7 @@ class Dataset:
   @property
   def eval_splits(self) -> dict[str, Split]:
     return {"train": self.train if self.train_eval is None else self.train_eval,
-            "test": self.test}
+            "test": self.test, **(self.extra_eval or {})}
 
   @property
   def num_train_conditions(self) -> int:
@@ -143,24 +144,3 @@ def shard_train(dataset: Dataset, shard: tuple[int, int] | None) -> Dataset:
   rows = shard_indices(dataset.num_train_conditions, shard)
   return dataclasses.replace(dataset, train=jax.tree.map(lambda a: a[rows], dataset.train),
                              train_eval=dataset.eval_splits["train"])
-
-
-def create_dataset(data_config: ml_collections.ConfigDict, *,
-                   train_shard: tuple[int, int] | None = None) -> Dataset:
-  """Builds the dataset named by `data_config.name`.
-
-  `train_shard` (index, n): keep only that shard of the training rows (per-host
-  loading; `shard_indices`). Image sources read only those rows from disk; the
-  generated tasks are cheap to make whole and are sliced.
-  """
-  if data_config.name == "synthetic":
-    from hypernets.data import synthetic  # pylint: disable=g-import-not-at-top
-    return shard_train(synthetic.create_dataset(data_config), train_shard)
-  if data_config.name == "structured":
-    from hypernets.data import structured  # pylint: disable=g-import-not-at-top
-    return shard_train(structured.create_dataset(data_config), train_shard)
-  if data_config.name == "rotation":
-    from hypernets.data import rotation  # pylint: disable=g-import-not-at-top
-    return rotation.create_dataset(data_config, train_shard=train_shard)
-  raise ConfigError(
-      f"unknown config.data.name {data_config.name!r}; choose one of {DATASET_NAMES}")

@@ -26,6 +26,7 @@ from hypernets.data import online
 from hypernets.data.dataset import choose_rows
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 from hypernets.errors import ConfigError
 
 TEST_ANGLES = ("fixed", "fresh")
@@ -137,6 +138,7 @@ class FreshTestDataset(Dataset):
     return {**super().eval_splits, "test": self.fresh_test(next(self.evaluations))}
 
 
+@register_task("rotation")
 def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -> Dataset:
   """The rotation-prediction task on `data_config.source` images.
 

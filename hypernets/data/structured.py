@@ -32,6 +32,7 @@ from hypernets.data import epochs
 from hypernets.data import online
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 
 
 @flax.struct.dataclass
@@ -229,6 +230,7 @@ def draw(target: Target, key: jax.Array, *, num_conditions: int, points: int) ->
                     m2=target.selector_layers[0][0].shape[0])
 
 
+@register_task("structured")
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   """Train and test splits with disjoint random conditioning inputs and points;
   online (data.regime): fresh training batches, the same test split.

@@ -14,6 +14,7 @@ from hypernets.data import epochs
 from hypernets.data import online
 from hypernets.data.dataset import Dataset
 from hypernets.data.dataset import Split
+from hypernets.data.tasks import register_task
 
 
 def init_target(key: jax.Array, *, m1: int, m2: int, width: int, gain: float):
@@ -56,6 +57,7 @@ def draw(layers, key: jax.Array, *, num_conditions: int, points: int) -> Split:
                     m1=layers[-1][0].shape[1], m2=layers[0][0].shape[0])
 
 
+@register_task("synthetic")
 def create_dataset(data_config: ml_collections.ConfigDict) -> Dataset:
   """Train and test splits with disjoint random conditioning inputs and points;
   online (data.regime): fresh training batches, the same test split."""

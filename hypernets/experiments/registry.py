@@ -10,7 +10,7 @@ import ml_collections
 from hypernets.parallel import distributed
 from hypernets.errors import ConfigError
 
-EXPERIMENTS = ("conditioned", "assumption1", "assumption2")
+EXPERIMENTS = ("conditioned", "assumption1", "assumption2", "image_functions")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str):
@@ -22,6 +22,9 @@ def run(config: ml_collections.ConfigDict, workdir: str):
   if experiment == "conditioned":
     from hypernets import training  # pylint: disable=g-import-not-at-top
     return training.train_and_evaluate(config, workdir)
+  if experiment == "image_functions":
+    from hypernets.experiments import image_functions  # pylint: disable=g-import-not-at-top
+    return image_functions.run(config, workdir)
   if experiment == "assumption1":
     from hypernets.experiments import assumption1  # pylint: disable=g-import-not-at-top
     return assumption1.run(config, workdir)

@@ -8,6 +8,7 @@ what lets a run preempted on one TPU slice resume on another.
 import logging as logging_std
 
 from absl import logging
+import flax.serialization
 import jax
 import orbax.checkpoint as ocp
 
@@ -80,14 +81,37 @@ def restore_or_initialize(manager: ocp.CheckpointManager, state):
     raise WorkdirError(f"{where} does not fit this config's model (a run of a "
                        f"different config?): {mismatch}")
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  saved_fields = getattr(metadata, "tree", metadata)
   try:
-    restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    missing_empty = _missing_empty_fields(state, saved_fields)
+    if missing_empty:
+      restored = _restore_without(manager, step, state, abstract, missing_empty)
+    else:
+      restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   except Exception as e:  # pylint: disable=broad-except
     # Orbax and TensorStore raise many types for damaged files.
     raise WorkdirError(f"{where} could not be restored (corrupt or truncated?): "
                        f"{_first_line(e)}; {hint}") from e
   logging.info("Restored checkpoint at step %d from %s", step, manager.directory)
   return restored
+
+
+def _missing_empty_fields(state, saved) -> list[str]:
+  """Top-level fields of `state` without leaves (e.g. a TrainState's empty
+  model_state) that a checkpoint written before they existed lacks."""
+  fields = flax.serialization.to_state_dict(state)
+  if not isinstance(fields, dict) or not isinstance(saved, dict):
+    return []
+  return [k for k, v in fields.items() if k not in saved and not jax.tree_util.tree_leaves(v)]
+
+
+def _restore_without(manager, step, state, abstract, fields):
+  """Restores the checkpoint into `state` but for `fields`, which keep their values."""
+  wanted = {k: v for k, v in flax.serialization.to_state_dict(abstract).items()
+            if k not in fields}
+  restored = manager.restore(step, args=ocp.args.StandardRestore(wanted))
+  return flax.serialization.from_state_dict(
+      state, {**flax.serialization.to_state_dict(state), **restored})
 
 
 def _first_line(error: Exception) -> str:

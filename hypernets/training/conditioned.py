@@ -28,7 +28,7 @@ def make_evaluate(eval_fn, *, task: str, test_y_variance: float | None):
 
   def evaluate(state, splits: dict[str, data_lib.Split]):
     results = {f"{name}_{metric}": value for name, split in splits.items()
-               for metric, value in eval_fn(state.params, split).items()}
+               for metric, value in eval_fn(state, split).items()}
     if task == "regression":
       results["test_rel_mse"] = results["test_mse"] / test_y_variance
     return results

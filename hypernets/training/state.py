@@ -4,6 +4,7 @@ Seeds as a batch: every leaf of a TrainState has a leading [num_seeds] axis and
 one compiled program trains all seeds.
 """
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -14,11 +15,17 @@ import numpy as np
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything that changes during training (and is checkpointed)."""
+  """Everything that changes during training (and is checkpointed).
+
+  `model_state`: the model's variable collections other than 'params' (not
+  trained by the optimizer): a stateful g's batch statistics ('g_state', updated by
+  each train step), a frozen theta0 ('g_base'); {} for most models.
+  """
 
   step: jax.Array  # int32 scalar
   params: Any
   opt_state: Any
+  model_state: Any = dataclasses.field(default_factory=dict)
 
 
 

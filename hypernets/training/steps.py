@@ -30,9 +30,9 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
   `calibration_conds` [B, *cond_shape] calibrate hyperfan inits (ignored otherwise).
   """
   model = models.calibrate_hyperfan(model, key, calibration_conds)
-  params = model.init(key, example.cond, example.x)["params"]
+  params, model_state = models.split_variables(model.init(key, example.cond, example.x))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=tx.init(params))
+                    opt_state=tx.init(params), model_state=model_state)
 
 
 
@@ -53,14 +53,32 @@ def create_model_and_optimizer(config: ml_collections.ConfigDict, example: data_
 
 
 def make_loss_fn(model: nn.Module, task: str) -> Callable:
-  """loss_fn(params, batch) -> (loss, metrics) for a batch of conditioning inputs."""
+  """loss_fn(params, batch, model_state=None, rng=None) -> (loss, metrics).
 
-  def loss_fn(params, batch: data_lib.Split):
-    predictions = models.apply_batched(model, {"params": params}, batch.cond, batch.x)
-    return losses.loss_and_metrics(task, predictions, batch.y)
+  For a batch of conditioning inputs. `model_state` holds the model's other
+  collections (TrainState.model_state). A model with training behaviour (a g with
+  batch statistics or dropout: models.has_train_mode) runs in training mode with
+  dropout keys from `rng`, and its metrics then carry the updated state under
+  'model_state' (the train step moves it into the TrainState).
+  """
+  train_mode = models.has_train_mode(model)
+
+  def loss_fn(params, batch: data_lib.Split, model_state=None, rng=None):
+    variables = {"params": params, **(model_state or {})}
+    if not train_mode:
+      predictions = models.apply_batched(model, variables, batch.cond, batch.x)
+      return losses.loss_and_metrics(task, predictions, batch.y)
+    predictions, updates = models.apply_batched_train(
+        model, variables, batch.cond, batch.x, jax.random.key(0) if rng is None else rng)
+    loss, metrics = losses.loss_and_metrics(task, predictions, batch.y)
+    return loss, {**metrics, "model_state": {**(model_state or {}), **updates}}
 
   return loss_fn
 
+
+
+# fold_in constant separating the dropout keys from the batch's key ('drop').
+_DROPOUT_STREAM = 0x64726F70
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
@@ -92,28 +110,39 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       # devices on 2 cores.
       batch = jax.lax.with_sharding_constraint(batch, sharding.replicated(batch_sharding.mesh))
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
+    # Dropout keys: per step (from step_key), per example (apply_batched_train
+    # splits them); folded apart from the batch's key, which stays as it was.
+    dropout_key = jax.random.fold_in(step_key, _DROPOUT_STREAM)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, state.model_state,
+                                                     dropout_key)
+    model_state = metrics.pop("model_state", state.model_state)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state,
+                      model_state=model_state), metrics
 
   return train_step
 
 
 
 def make_eval_fn(model: nn.Module, task: str, *, conditions_per_chunk: int):
-  """eval_fn(params, split) -> mean metrics over every point of every condition.
+  """eval_fn(state, split) -> mean metrics over every point of every condition.
 
-  For ONE seed. Conditions are processed in chunks (`jax.lax.map`) to bound memory.
+  For ONE seed; `state` is a TrainState (params and model_state: a stateful g is
+  evaluated with its running statistics) or, for models without other
+  collections, the params alone. Evaluation mode: no dropout. Conditions are
+  processed in chunks (`jax.lax.map`) to bound memory.
   """
 
-  def per_condition(params, row):
+  def per_condition(variables, row):
     cond, x, y = row
-    predictions = models.apply_one(model, {"params": params}, cond, x)
+    predictions = models.apply_one(model, variables, cond, x)
     return losses.loss_and_metrics(task, predictions, y)[1]
 
-  def eval_fn(params, split: data_lib.Split):
-    metrics = jax.lax.map(functools.partial(per_condition, params),
+  def eval_fn(state, split: data_lib.Split):
+    variables = ({"params": state.params, **state.model_state}
+                 if isinstance(state, TrainState) else {"params": state})
+    metrics = jax.lax.map(functools.partial(per_condition, variables),
                           (split.cond, split.x, split.y),
                           batch_size=min(conditions_per_chunk, split.num_conditions))
     return jax.tree.map(jnp.mean, metrics)  # equal points per condition

@@ -137,7 +137,21 @@ def _create_or_move_aside(workdir: str, config: ml_collections.ConfigDict) -> No
     return
   config_path = files.join(workdir, "config.json")
   if not files.exists(config_path):
-    write_json_atomic(config_path, config_to_json_dict(config))
+    write_json_atomic(config_path, {**config_to_json_dict(config), **_task_record(config)})
+
+
+# config.json's record of where the task function lives (not a config field: never
+# compared on resume, so a task module may move without breaking a resume).
+TASK_RECORD = "task"
+
+
+def _task_record(config: ml_collections.ConfigDict) -> dict:
+  """{'task': {'name', 'function', 'file'}} for a config with data.name, else {}."""
+  name = config.get("data", {}).get("name") if "data" in config else None
+  if not name:
+    return {}
+  from hypernets.data import tasks  # pylint: disable=g-import-not-at-top
+  return {TASK_RECORD: tasks.task_location(name)}
 
 
 def _check_saved_config(workdir: str, config: ml_collections.ConfigDict) -> bool:
@@ -154,6 +168,7 @@ def _check_saved_config(workdir: str, config: ml_collections.ConfigDict) -> bool
   except (OSError, json.JSONDecodeError) as e:
     raise WorkdirError(f"{config_path} is unreadable ({e}); move it away or use "
                        "a new workdir") from None
+  saved.pop(TASK_RECORD, None)
   saved_flat = flatten_dict(saved)
   current_flat = flatten_dict(config_to_json_dict(config))
   differing = sorted(

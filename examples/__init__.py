@@ -1,0 +1,1 @@
+"""Examples of bringing your own task (see README "Bring your own task")."""
