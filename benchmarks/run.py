@@ -23,6 +23,7 @@ import jax
 
 from benchmarks import compare
 from benchmarks import conv_primary
+from benchmarks import loop_dispatch
 from benchmarks import machine
 from benchmarks import optimisations
 from benchmarks import sections as sections_lib
@@ -31,7 +32,7 @@ from benchmarks import tables as tables_lib
 from benchmarks import targets as targets_lib
 from benchmarks import timing
 
-SECTIONS = ("roofline", "compare", "precision", "seeds", "scaling", "compile", "conv",
+SECTIONS = ("roofline", "compare", "precision", "seeds", "scaling", "compile", "conv", "loop",
             "optimisations")
 
 _SUITE = flags.DEFINE_enum("suite", "quick", sorted(suites_lib.SUITES), "Which sizes to run.")
@@ -83,10 +84,12 @@ def run(suite: suites_lib.Suite, *, sections=SECTIONS, with_torch: bool) -> dict
       "scaling": lambda: sections_lib.run_scaling(suite, roof=ceilings),
       "compile": lambda: sections_lib.run_compile(suite),
       "conv": lambda: conv_primary.run_conv_primary(suite),
+      "loop": lambda: loop_dispatch.run_loop(suite),
       "optimisations": lambda: optimisations.run_optimisations(suite, roof=ceilings),
   }
   for name, runner in runners.items():
-    if name in sections and (name != "optimisations" or suite.optimisations):
+    enabled = {"optimisations": suite.optimisations, "loop": suite.loop_repeats > 0}
+    if name in sections and enabled.get(name, True):
       results[name], section_s[name] = timing.timed(runner)
   results["section_s"] = section_s
   results["targets"] = targets_lib.evaluate_targets(results)

@@ -52,6 +52,13 @@ class Suite:
   conv_direct: bool = True  # also time the direct grouped conv (seconds per step)
   data_loop_seeds: int = 8  # S of the 'library step, S seeds' row beside the data loop
   torch_rows: bool = True  # PyTorch rows (when torch is installed)
+  # The 'loop' section (benchmarks/loop_dispatch.py): the whole training loop of this
+  # config, steps_per_call 1 vs auto, `loop_repeats` alternating runs of each.
+  loop_config: tuple[str, str | None] = ("synthetic", None)
+  loop_overrides: tuple[tuple[str, object], ...] = (
+      ("num_train_steps", 1000), ("log_every_steps", 100), ("eval_every_steps", 500),
+      ("checkpoint_every_steps", 500))
+  loop_repeats: int = 3  # 0: the section is not run
   warmup: int = 2
   repeats: int = 5
   min_repeat_s: float = 0.2
@@ -81,6 +88,7 @@ SUITES = {
         scaling={"conditions": (8,), "points": (8,), "primary_width": (16,)},
         compile_configs=(("synthetic", "small"),), optimisations=False,
         conv_case=ConvCase(conditions=4, images=2), data_loop_seeds=2,
+        loop_repeats=0,  # two whole runs cost ~1 min of compiling on 2 cores
         warmup=1, repeats=2, min_repeat_s=0.005),
     "quick": Suite(
         name="quick", matmul_sizes=(512, 1024, 2048), bandwidth_sizes_mib=(4, 64, 256),

@@ -126,6 +126,21 @@ def tables(results: dict[str, Any]) -> str:
             for name, r in c["rows"].items()]
     out.append(format_table(["g's weights", "compile s", "step ms", "vs shared"], rows))
 
+  if "loop" in results:
+    lp = results["loop"]
+    cfg = lp["config"]
+    out.append(f"\nThe whole training loop: configs/{cfg['name']}.py"
+               f"{':' + cfg['arg'] if cfg['arg'] else ''}, {cfg['num_train_steps']} steps, "
+               f"log every {cfg['log_every_steps']}, eval every {cfg['eval_every_steps']}, "
+               f"checkpoint every {cfg['checkpoint_every_steps']}; runs alternated")
+    rows = [[label, f"{lp[key]['steps_per_second']['median']:.1f}",
+             f"{lp[key]['steps_per_second']['p10']:.1f}-{lp[key]['steps_per_second']['p90']:.1f}",
+             f"{lp[key]['wall_s']['median']:.2f}", str(lp[key]["wall_s"]["n"])]
+            for key, label in (("one_step_per_call", "steps_per_call=1"),
+                               ("auto", "steps_per_call=0 (auto)"))]
+    out.append(format_table(["dispatch", "steps/s", "p10-p90", "wall s", "runs"], rows))
+    out.append(f"auto / one step per call: {lp['speedup_auto_over_one']:.2f}x")
+
   if "precision" in results:
     out.append("\nMixed precision (--config.compute_dtype=bfloat16: fp32 parameters and "
                "optimizer, bf16 matmuls), model-only step, timed interleaved")

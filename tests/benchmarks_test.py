@@ -68,6 +68,7 @@ def test_every_section_is_in_the_json(smoke):
   assert set(results["conv"]["rows"]) == {"shared weights", "heads (library)", "film (library)",
                                           "heads, direct conv"}
   assert "optimisations" not in results  # not in the smoke suite
+  assert "loop" not in results
 
 
 def test_timings_and_counts_are_positive(smoke):
