@@ -58,7 +58,8 @@ def _choices() -> dict[str, tuple]:
   """Valid values of the string fields, so examples reach past the first check."""
   # pylint: disable=g-import-not-at-top
   from hypernets import generators, models, nets, precision
-  from hypernets.data import dataset, images
+  from hypernets import data as data_lib
+  from hypernets.data import images
   from hypernets.experiments import assumption1
   from hypernets.training import optimizers
   # pylint: enable=g-import-not-at-top
@@ -67,11 +68,11 @@ def _choices() -> dict[str, tuple]:
           "model.f_init": generators.INITS, "model.primary.name": models.PRIMARY_NAMES,
           "optimizer.name": optimizers.OPTIMIZERS, "optimizer.schedule": optimizers.SCHEDULES,
           "compute_dtype": precision.COMPUTE_DTYPES, "data.source": images.SOURCES
-          + ("uniform", "gaussian"), "data.name": dataset.DATASET_NAMES,
+          + ("uniform", "gaussian"), "data.name": data_lib.registered_tasks(),
           "model.activation": activations, "model.primary.activation": activations,
           "model.unit_norm_rows": assumption1.UNIT_NORM_ROWS,
           "distributed.enabled": ("auto", "True", "False"),
-          "experiment": ("conditioned", "assumption1", "assumption2")}
+          "experiment": ("conditioned", "assumption1", "assumption2", "image_functions")}
 
 
 def _fields(tree, prefix=""):

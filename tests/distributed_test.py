@@ -165,7 +165,7 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
        "--config=configs/synthetic.py:small", "--config.num_train_steps=10",
        f"--config.mesh.shard_train_data={shard_train_data}", f"--workdir={workdir}",
        "--verbose"],  # the INFO log lines checked below
-      capture_output=True, text=True, timeout=180, cwd=REPO_ROOT, env=env)
+      capture_output=True, text=True, timeout=420, cwd=REPO_ROOT, env=env)
   out = proc.stdout
   assert proc.returncode == 0, (out + proc.stderr)[-4000:]
   lines = {i: [line[4:] for line in out.splitlines() if line.startswith(f"[{i}] ")]
