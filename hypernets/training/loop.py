@@ -20,7 +20,6 @@ init function, a pure step and an evaluation, each for ONE seed. The loop gives 
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from typing import Any, Callable
@@ -163,17 +162,6 @@ def _place_train_data(train, mesh, *, split: bool):
   return placed
 
 
-def _finished_results(workdir: str, step: int) -> dict | None:
-  """results.json of a run that already finished at `step`, or None."""
-  path = os.path.join(workdir, "results.json")
-  try:
-    with open(path) as f:
-      results = json.load(f)
-  except (OSError, json.JSONDecodeError):
-    return None
-  return results if results.get("step") == step else None
-
-
 def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections.ConfigDict,
         workdir: str) -> tuple[Any, dict]:
   """Trains `spec` for settings.num_steps steps into workdir (resuming if possible).
@@ -229,7 +217,7 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
                        "device count that wrote the checkpoint") from e
   start_step = int(jax.device_get(state.step)[0])
   if start_step == s.num_steps:
-    finished = _finished_results(workdir, start_step)
+    finished = workdir_lib.results_at_step(workdir, start_step)
     if finished is not None:
       manager.close()
       logging.info("%s already finished at step %d: results.json kept", workdir, start_step)

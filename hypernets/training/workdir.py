@@ -78,6 +78,19 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *,
   return workdir
 
 
+def results_at_step(workdir: str, step: int) -> dict | None:
+  """results.json of a run in `workdir` that finished at `step`, or None (absent,
+  unreadable, or of another step). Reads only; works for gs:// workdirs too."""
+  path = files.join(workdir, "results.json")
+  if not files.exists(path):
+    return None
+  try:
+    results = json.loads(files.read_text(path))
+  except (OSError, json.JSONDecodeError):
+    return None  # rerunning rewrites it
+  return results if results.get("step") == step else None
+
+
 def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
   """results.json of a finished run of `config` in `workdir`, or None.
 
@@ -86,16 +99,10 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict) -> dict | 
   `prepare_workdir` would (None with `config.overwrite`: that run is to be replaced).
   Reads only; lets a rerun report a finished run without rebuilding the model.
   """
-  path = files.join(workdir, "results.json")
-  if not files.exists(path) or _check_saved_config(workdir, config):
+  if not files.exists(files.join(workdir, "results.json")) or _check_saved_config(
+      workdir, config):
     return None
-  try:
-    results = json.loads(files.read_text(path))
-  except (OSError, json.JSONDecodeError):
-    return None  # rerunning rewrites it
-  if results.get("step") != config.get("num_train_steps"):
-    return None
-  return results
+  return results_at_step(workdir, config.get("num_train_steps"))
 
 
 def claim_workdir(workdir: str) -> str | None:
