@@ -1,4 +1,4 @@
-"""What the launchers' `--help` and `--show` print (`hypernets.config.parse_flags`).
+"""What the launchers' `--help` and `--show` print (`hypernets.launcher.parse_flags`).
 
 - `shipped_configs()`: each file in configs/ with its one-line purpose and variants,
   read from the file's docstring (nothing is imported).
@@ -18,6 +18,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from hypernets import config as config_lib
+from hypernets import launcher
 from hypernets.errors import HypernetsError
 
 
@@ -201,7 +202,7 @@ COMMON_HELP = """  --config.FIELD=VALUE: override any field of the config (list 
 
 def show_and_exit(argv: list[str]) -> None:
   """--show: the config of `--config=...` and its overrides, field by field; exits 0."""
-  i = config_lib.config_arg_index(argv)
+  i = launcher.config_arg_index(argv)
   if i is None:
     sys.exit("error: --show needs --config=configs/NAME.py[:VARIANT] (see --help)")
   spec = argv[i][len("--config="):] if argv[i].startswith("--config=") else argv[i]
@@ -212,11 +213,11 @@ def show_and_exit(argv: list[str]) -> None:
   # sys_argv: where ml_collections looks for the overrides (default: sys.argv).
   config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
                                   lock_config=True, sys_argv=config_argv)
-  config_lib.parse_or_exit(flag_values, config_argv)
+  launcher.parse_or_exit(flag_values, config_argv)
   try:
     print(describe_config(spec, flag_values.config))
   except (HypernetsError, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
-    if config_lib.show_traceback():
+    if launcher.show_traceback():
       raise
-    sys.exit(config_lib.error_line(e, argv))
+    sys.exit(launcher.error_line(e, argv))
   sys.exit(0)

@@ -18,7 +18,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypernets.experiments import kind_comparison  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
                                           "configs/synthetic.py:small (list below).",
@@ -32,11 +32,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  rows = config_lib.run_or_exit(
-      kind_comparison.compare_kinds, config_lib.config_or_exit(_CONFIG), _WORKDIR.value,
+  rows = launcher.run_or_exit(
+      kind_comparison.compare_kinds, launcher.config_or_exit(_CONFIG), _WORKDIR.value,
       _KINDS.value, report=functools.partial(print, file=sys.stderr, flush=True))
   print(kind_comparison.format_table(rows))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  app.run(main, flags_parser=launcher.parse_flags)

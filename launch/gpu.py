@@ -37,7 +37,7 @@ from absl import flags
 
 LAUNCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(LAUNCH_DIR))
-from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets import config_help  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _MODE = flags.DEFINE_enum("mode", "single", ["single", "per_gpu"],
@@ -187,9 +187,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
   --help lists the shipped configs; --config is found from any directory.
   """
-  if any(arg in config_lib.HELP_FLAGS for arg in argv[1:]):
+  if any(arg in launcher.HELP_FLAGS for arg in argv[1:]):
     config_help.print_help_and_exit(argv)
-  argv = config_lib.resolve_config_arg(argv)
+  argv = launcher.resolve_config_arg(argv)
   overrides = [a for a in argv[1:] if a.startswith("--config.") or a == "--verbose"]
   _OVERRIDES.extend(overrides)
   return flags.FLAGS([a for a in argv if a not in overrides])

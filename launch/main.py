@@ -19,6 +19,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypernets.experiments import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
                                           "configs/synthetic.py:small (list below).",
@@ -46,13 +47,13 @@ def _results_line(workdir: str) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config = config_lib.config_or_exit(_CONFIG)
+  config = launcher.config_or_exit(_CONFIG)
   spec = config_flags.get_config_filename(flags.FLAGS["config"])
   print(f"running {os.path.relpath(spec, config_lib.REPO_ROOT)} in {_WORKDIR.value}",
         file=sys.stderr, flush=True)
-  config_lib.run_or_exit(registry.run, config, _WORKDIR.value)
+  launcher.run_or_exit(registry.run, config, _WORKDIR.value)
   print(_results_line(_WORKDIR.value))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  app.run(main, flags_parser=launcher.parse_flags)

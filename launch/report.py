@@ -17,7 +17,7 @@ from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.experiments import report  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _ROOT = flags.DEFINE_string("root", None, "Directory of the experiments' sweep workdirs.")
@@ -42,7 +42,7 @@ def main(argv):
   if _PUBLISH.value:
     out = out or os.path.join(REPO, "REPRODUCTION.md")
     figures = figures or os.path.join(REPO, "docs", "figures")
-  claims = config_lib.run_or_exit(
+  claims = launcher.run_or_exit(
       report.build_report, _ROOT.value, out=out, figures=figures,
       notes=_NOTES.value or None, beyond=_BEYOND.value or None)
   for claim in claims:

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypernets.experiments import sweeps  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.experiments import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets.errors import HypernetsError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
@@ -42,16 +43,16 @@ def _run():
   if _SWEEP.value not in all_sweeps:
     raise HypernetsError(f"unknown --sweep={_SWEEP.value!r}; this config defines "
                          f"{sorted(all_sweeps)}")
-  return sweeps.run_sweep(config_lib.config_or_exit(_CONFIG), all_sweeps[_SWEEP.value], _WORKDIR.value,
+  return sweeps.run_sweep(launcher.config_or_exit(_CONFIG), all_sweeps[_SWEEP.value], _WORKDIR.value,
                           train_fn=registry.run)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  rows = config_lib.run_or_exit(_run)
+  rows = launcher.run_or_exit(_run)
   print(f"{len(rows)} points gathered in {os.path.join(_WORKDIR.value, 'results.csv')}")
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  app.run(main, flags_parser=launcher.parse_flags)

@@ -33,7 +33,7 @@ from absl import flags
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hypernets import config_help  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tpu_commands as tc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -337,9 +337,9 @@ _OVERRIDES = []
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """--help lists the shipped configs; --config is found from any directory."""
-  if any(arg in config_lib.HELP_FLAGS for arg in argv[1:]):
+  if any(arg in launcher.HELP_FLAGS for arg in argv[1:]):
     config_help.print_help_and_exit(argv)
-  rest, overrides = split_overrides(config_lib.resolve_config_arg(argv))
+  rest, overrides = split_overrides(launcher.resolve_config_arg(argv))
   _OVERRIDES.extend(overrides)
   return flags.FLAGS(rest)
 

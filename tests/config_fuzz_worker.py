@@ -1,6 +1,6 @@
 """The process tests/config_fuzz_test.py sends fuzzed command lines to, one at a time.
 
-Runs each exactly as launch/main.py does (its absl flags, `config_lib.parse_flags`,
+Runs each exactly as launch/main.py does (its absl flags, `launcher.parse_flags`,
 `config_or_exit`, `run_or_exit(registry.run, ...)`), in one long-lived process so
 that thousands of examples do not each pay for importing jax. Reads one JSON line
 per example on stdin ({"argv": [...]}); answers one JSON line on the original
@@ -38,7 +38,7 @@ def main() -> None:
   sys.path.insert(0, REPO_ROOT)
   from absl import flags  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top
+  from hypernets import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
   from hypernets.training import metric_writers  # pylint: disable=g-import-not-at-top
   from hypernets.training import workdir_lock  # pylint: disable=g-import-not-at-top
 
@@ -66,7 +66,7 @@ def main() -> None:
       delattr(flags.FLAGS, name)
     sys.argv = list(argv)  # ml_collections reads the overrides from sys.argv
     try:
-      config_lib.parse_flags(argv)
+      launcher.parse_flags(argv)
       launch_main.main([argv[0]])
       result = {"outcome": "trained", "steps": steps[0]}
     except EnoughSteps:

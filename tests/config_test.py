@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from hypernets import config as config_lib
+from hypernets import launcher
 from hypernets import config_help
 from hypernets.errors import ConfigError
 
@@ -44,19 +45,19 @@ def test_a_config_loading_another_by_path_gets_its_defaults():
 def test_typo_in_an_override_is_one_clean_line_with_the_hint():
   # What ml_collections raises for --config.model.knd=embedding.
   error = AttributeError(KeyError("'knd'\nDid you mean \"kind\" instead of \"knd\"?"))
-  line = config_lib.error_line(error, ["main.py", "--config=c.py", "--config.model.knd=embedding"])
+  line = launcher.error_line(error, ["main.py", "--config=c.py", "--config.model.knd=embedding"])
   assert line == ("error: --config.model.knd names no field of the config "
                   "(did you mean --config.model.kind?); list the fields with --show")
-  plain = config_lib.error_line(AttributeError("'nope'"), ["m", "--config.model.nope=1"])
+  plain = launcher.error_line(AttributeError("'nope'"), ["m", "--config.model.nope=1"])
   assert plain.startswith("error: --config.model.nope names no field of the config")
 
 
 def test_logging_is_quiet_unless_asked():
-  assert config_lib.quiet_logging_args(["m", "--workdir=w"]) == ["m", "--workdir=w",
+  assert launcher.quiet_logging_args(["m", "--workdir=w"]) == ["m", "--workdir=w",
                                                                  "--verbosity=-1"]
-  assert config_lib.quiet_logging_args(["m"], verbose=True) == ["m", "--verbosity=0"]
+  assert launcher.quiet_logging_args(["m"], verbose=True) == ["m", "--verbosity=0"]
   for explicit in ("--verbosity=1", "-v=1", "--verbosity"):
-    assert config_lib.quiet_logging_args(["m", explicit]) == ["m", explicit]
+    assert launcher.quiet_logging_args(["m", explicit]) == ["m", explicit]
 
 
 def test_every_shipped_config_has_a_purpose_and_variants():

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO_ROOT
 from hypernets import config as config_lib
 
-# Flags every launcher takes besides its own: absl's and hypernets.config.parse_flags'.
+# Flags every launcher takes besides its own: absl's and hypernets.launcher.parse_flags'.
 _COMMON_FLAGS = {"help", "helpshort", "helpfull", "verbosity", "v", "show", "verbose"}
 # Placeholders documents use for values the reader chooses.
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")
