@@ -186,3 +186,19 @@ def test_a_stopped_sweep_is_incomplete_not_judged(tmp_path):
   assert "| rotation_official_depth_seeds | 2 / 16 | incomplete | 200 |" in text
   assert "| synthetic_depth | 6 / 16 | incomplete | 0 |" in text  # gathered rows count
   assert "| structured | 0 / 18 | not run | - |" in text
+
+
+def test_command_of_a_sweep_field_that_others_follow(tmp_path):
+  # modularity: q_widths follows primary.widths (a FieldReference), which the sweep
+  # sets per point; quick equals the default config, and the planned variant wins.
+  config = load_config("modularity", "quick")
+  config.model.primary.widths = (1,)
+  point = tmp_path / "p"
+  point.mkdir()
+  (point / "config.json").write_text(config.to_json())
+  rows = [{"method": "hypernet", "model.primary.widths": [1], "workdir": str(point)}]
+  command = commands.command_for(rows, config_file="configs/modularity.py", sweep="primary",
+                                 workdir="ROOT/modularity", workdir_on_disk="",
+                                 fallback="planned", prefer="quick")
+  assert command == ("python launch/sweep.py --config=configs/modularity.py:quick "
+                     "--sweep=primary --workdir=ROOT/modularity")

@@ -275,7 +275,8 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
     command = commands.command_for(
         rows[name], config_file=spec.config, sweep=spec.sweep,
         workdir=f"ROOT/{name}", workdir_on_disk=os.path.join(root, name),
-        fallback=spec.planned(name))
+        fallback=spec.planned(name),
+        prefer=spec.args.split()[0].lstrip(":").split(",")[0] or None)
     return dict(command=command, regime=spec.regime, scale=spec.scale, experiment=name)
 
   from hypernets.experiments import report_sections  # pylint: disable=g-import-not-at-top
