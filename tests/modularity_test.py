@@ -47,6 +47,9 @@ def test_n_of_eps_ratios_and_not_reached():
   assert r[8][0.15].n_q is None  # q's best at m2 = 8 is 0.2
   assert r[8][0.15].text == f"> {1217 / 49:.3g} (q not reached)"
   assert modularity.ratios(data, [0.2])[8][0.2].n_q == 1217
+  # Default levels: from max(worst largest primary, 2.2 floor) to 1.1x g's floor (0.072).
+  assert modularity.default_eps_levels(data, m2=2) == [0.16, 0.11, 0.079]
+  assert modularity.default_eps_levels(data, m2=8)[0] == 0.2
   trend = modularity.n_vs_m2(data, 0.1)
   assert trend["hypernet"] == ([2, 8], [193, 193])
   assert trend["embedding"] == ([2, 8], [305, None])
@@ -71,7 +74,7 @@ def test_claims_verdicts_and_bottleneck_rows(tmp_path):
   main = [dict(r, **{"model.f_width": 128}) if r["data.m2"] == 8 else r for r in rows]
   claims, data, eps = modularity.claims(main + check, metric="test_rel_mse", m1=4,
                                         eps_levels=[0.2, 0.1, 0.08])
-  assert eps == [0.2, 0.1, 0.08]
+  assert eps == 0.1  # the m2 trend at the middle given level
   per_m2 = [c for c in claims if "N_q / N_g > 1" in c.claim]
   assert [c.verdict for c in per_m2] == ["holds", "holds"]
   assert "not reached" in per_m2[1].measured and "theory (r=1)" in per_m2[1].measured

@@ -63,7 +63,8 @@ def test_report_both_regimes_verdicts_figures_into_root(tmp_path):
   assert thm5.verdict == "holds" and "hypernet -2.00" in thm5.measured
   # Written into the root, not into the repository.
   text = (tmp_path / "REPRODUCTION.md").read_text()
-  assert text.count("\n| ") == 1 + len(claims)  # header + one row per claim
+  table = text.split("\n## ")[0]
+  assert table.count("\n| ") == 1 + len(claims)  # header + one row per claim
   assert "**not run**" in text and "| online |" in text and "## Per claim" in text
   for name in ("synthetic_depth", "synthetic_depth_train_test", "synthetic_embedding",
                "rotation_mnist_lr", "structured_n_vs_eps"):
@@ -166,3 +167,38 @@ def test_assumption_claims_from_single_run_results(tmp_path):
   assert a1.verdict == "holds" and "below 1 in 2/2 repeats" in a1.measured
   assert a2.verdict == "partly" and "1/4 width increases" in a2.measured
   assert os.path.exists(tmp_path / "f" / "assumption2_width.png")
+
+
+def test_a_stopped_sweep_is_incomplete_not_judged(tmp_path):
+  _write(tmp_path, "synthetic_depth",
+         _depth_rows("test_rel_mse", [0.05, 0.03, 0.02], [0.04] * 3))
+  # Two of the official depth sweep's 16 points finished; nothing gathered.
+  for point in ("model.e_depth=3,model.f_depth=3,model.kind=hypernet",
+                "model.e_depth=3,model.f_depth=3,model.kind=embedding"):
+    _write(tmp_path / "rotation_official_depth_seeds", point,
+           {"test_error": 0.5, "num_seeds": 10, "train_seconds_this_run": 100.0})
+  claims = report.build_report(str(tmp_path), notes=None)
+  stopped = [c for c in claims if c.experiment == "rotation_official_depth_seeds"]
+  assert len(stopped) == 3 and all(c.verdict == "incomplete" for c in stopped)
+  assert "2/16 points" in stopped[0].note
+  assert _by_text(claims, "across learning rates")[0].verdict == "not run"
+  text = (tmp_path / "REPRODUCTION.md").read_text()
+  assert "| rotation_official_depth_seeds | 2 / 16 | incomplete | 200 |" in text
+  assert "| synthetic_depth | 6 / 16 | incomplete | 0 |" in text  # gathered rows count
+  assert "| structured | 0 / 18 | not run | - |" in text
+
+
+def test_command_of_a_sweep_field_that_others_follow(tmp_path):
+  # modularity: q_widths follows primary.widths (a FieldReference), which the sweep
+  # sets per point; quick equals the default config, and the planned variant wins.
+  config = load_config("modularity", "quick")
+  config.model.primary.widths = (1,)
+  point = tmp_path / "p"
+  point.mkdir()
+  (point / "config.json").write_text(config.to_json())
+  rows = [{"method": "hypernet", "model.primary.widths": [1], "workdir": str(point)}]
+  command = commands.command_for(rows, config_file="configs/modularity.py", sweep="primary",
+                                 workdir="ROOT/modularity", workdir_on_disk="",
+                                 fallback="planned", prefer="quick")
+  assert command == ("python launch/sweep.py --config=configs/modularity.py:quick "
+                     "--sweep=primary --workdir=ROOT/modularity")

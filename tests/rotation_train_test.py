@@ -1,7 +1,9 @@
 """The rotation experiment end to end: embedded digits and tfds (mocked) MNIST."""
 
+import dataclasses
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -9,6 +11,9 @@ import tensorflow_datasets as tfds
 from conftest import load_config
 from hypernets import training
 from hypernets.errors import ConfigError
+from hypernets.parallel import sharding
+from hypernets.training import conditioned
+from hypernets.training import loop
 
 
 def test_rotation_small_learns_with_paper_shapes(tmp_path):
@@ -64,3 +69,40 @@ def test_rotation_needs_one_point_per_image(tmp_path):
   config.batch.points = 4
   with pytest.raises(ConfigError, match="config.batch.points must be 1"):
     training.train_and_evaluate(config, str(tmp_path))
+
+
+def _test_label_codes(config, workdir, *, stop_at: int | None = None) -> dict[int, float]:
+  """{eval step: a code of the test labels that evaluation saw}, from a run of
+  `config` (first stopped at `stop_at` and resumed, if given)."""
+  mesh = sharding.create_mesh(sharding.mesh_config(config))
+  spec, _ = conditioned.build_spec(config, mesh=mesh)
+  evaluate = spec.evaluate
+
+  def evaluate_and_code(state, splits):
+    y = splits["test"].y[:, 0]
+    code = jnp.sum(y * jnp.arange(1, y.shape[0] + 1))  # which angles, almost surely
+    return {**evaluate(state, splits), "label_code": code}
+
+  spec = dataclasses.replace(spec, evaluate=evaluate_and_code)
+  settings = loop.LoopSettings.from_config(config)
+  for num_steps in ([stop_at] if stop_at else []) + [settings.num_steps]:
+    loop.run(spec, dataclasses.replace(settings, num_steps=num_steps), mesh=mesh,
+             config=config, workdir=str(workdir))
+  rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  return {row["step"]: row["eval_label_code"] for row in rows if "eval_label_code" in row}
+
+
+def test_fresh_test_angles_change_per_evaluation_and_resume_identically(tmp_path):
+  config = load_config("rotation_mnist", "small")
+  config.num_train_steps, config.eval_every_steps = 30, 10
+  config.checkpoint_every_steps = 5
+  config.data.test_angles = "fresh"
+  fresh = _test_label_codes(config, tmp_path / "fresh")
+  assert sorted(fresh) == [10, 20, 30] and len(set(fresh.values())) == 3  # new angles
+  # Stopped at step 15 and resumed: evaluation k is keyed by the step, not counted.
+  resumed = _test_label_codes(config, tmp_path / "resumed", stop_at=15)
+  assert {step: resumed[step] for step in fresh} == fresh
+  config.data.test_angles = "fixed"
+  fixed = _test_label_codes(config, tmp_path / "fixed")
+  assert sorted(fixed) == [10, 20, 30] and len(set(fixed.values())) == 1
+  assert fixed[10] != fresh[10]  # evaluation 1 draws from fold_in(test key, 1)

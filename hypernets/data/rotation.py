@@ -125,17 +125,23 @@ def sample_rotation_batch(images_uint8: jax.Array, key: jax.Array, *, num_condit
 class FreshTestDataset(Dataset):
   """A Dataset whose test split gets new rotation angles at every evaluation.
 
-  `test` is the first draw; evaluation k (counted in this process) reads
-  `fresh_test(k)`. A resumed run counts again from 0, so its evaluations see other
-  angles than an uninterrupted run's (the same distribution).
+  `test` is the first draw, `fresh_test(k)` the draw of evaluation k. The training
+  loop reads `eval_splits_at(k)` with k derived from the step (loop.TrainSpec.
+  fresh_eval_data), so a resumed run sees the same angles as an uninterrupted one.
+  The `eval_splits` property counts its reads in this process instead (for
+  interactive use: every read gets new angles).
   """
 
   fresh_test: Callable[[int], Split] | None = None
   evaluations: itertools.count = dataclasses.field(default_factory=itertools.count)
 
+  def eval_splits_at(self, k: int) -> dict[str, Split]:
+    """The evaluation splits of evaluation k: the test images at draw k's angles."""
+    return {**super().eval_splits, "test": self.fresh_test(k)}
+
   @property
   def eval_splits(self) -> dict[str, Split]:
-    return {**super().eval_splits, "test": self.fresh_test(next(self.evaluations))}
+    return self.eval_splits_at(next(self.evaluations))
 
 
 @register_task("rotation")
@@ -144,7 +150,8 @@ def create_dataset(data_config, *, train_shard: tuple[int, int] | None = None) -
 
   Training draws a new angle every time an image is fetched (the official code's
   protocol). Evaluation uses fixed angles drawn once from `data_config.seed`, so
-  every evaluation of a run (and every run) sees the same rotated test images;
+  every evaluation of a run (and every run) sees the same rotated test images, or
+  with `test_angles='fresh'` a FreshTestDataset (new angles at every evaluation);
   train metrics are reported on up to `num_test_examples` fixed training images.
   With `train_shard` (index, n) only that shard of the training images is read
   (dataset.shard_indices); the train-metric images are the same on every shard.

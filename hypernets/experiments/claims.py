@@ -34,6 +34,7 @@ class Claim:
   regime: str = "-"  # fixed | online | -
   scale: str = "CPU"  # CPU | paper
   group: str = ""  # the claim family, for the per-claim discussion
+  experiment: str = ""  # the report's experiment (root/<experiment>) it comes from
 
 
 def curves(rows: Sequence[dict], *, x: str, metric: str, group: str = "method"

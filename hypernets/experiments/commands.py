@@ -44,11 +44,15 @@ def _format(value) -> str:
   return str(value)
 
 
-def config_args(saved: dict, *, config_file: str, skip: Iterable[str] = ()) -> str:
+def config_args(saved: dict, *, config_file: str, skip: Iterable[str] = (),
+                prefer: str | None = None) -> str:
   """'--config=FILE:VARIANT --config.a=1 ...' reproducing `saved` (a config.json dict)
-  up to the fields in `skip` (and those that may change on resume)."""
+  up to the fields in `skip` (and those that may change on resume). The skipped
+  fields (a sweep's) take their saved values first, so fields that follow them (a
+  FieldReference) need no override. Of variants that tie, `prefer` wins."""
   module = _load(config_file)
   saved_flat = _flatten(saved)
+  sweep_fields = set(skip)
   skip = set(skip) | set(RESUMABLE_FIELDS)
   best = None
   for variant in VARIANTS:
@@ -56,8 +60,11 @@ def config_args(saved: dict, *, config_file: str, skip: Iterable[str] = ()) -> s
       config = module.get_config(variant or None)
     except (ValueError, KeyError):
       continue
+    for name in sorted(sweep_fields & set(saved_flat)):
+      _set(config, name, saved_flat[name])
     diffs = _overrides(config, saved_flat, skip)
-    if best is None or len(diffs) < len(best[1]):
+    if (best is None or len(diffs) < len(best[1])
+        or (len(diffs) == len(best[1]) and variant == prefer)):
       best = (variant, diffs)
   variant, diffs = best
   head = f"--config={config_file}" + (f":{variant}" if variant else "")
@@ -75,19 +82,24 @@ def _overrides(config, saved_flat: dict, skip: set) -> list[tuple[str, object]]:
     if name not in current or current[name] == saved_flat[name]:
       continue
     overrides.append((name, saved_flat[name]))
-    node = config
-    *parents, leaf = name.split(".")
-    for part in parents:
-      node = node[part]
-    try:
-      node[leaf] = saved_flat[name]
-    except (TypeError, ValueError):
-      pass  # another type than the default's: listed, not applied
+    _set(config, name, saved_flat[name])
   return overrides
 
 
+def _set(config, name: str, value) -> None:
+  """config.<name> = value; a value of another type than the default's is left out."""
+  node = config
+  *parents, leaf = name.split(".")
+  try:
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  except (TypeError, ValueError, KeyError, AttributeError):
+    pass
+
+
 def command_for(rows: list[dict], *, config_file: str, sweep: str | None, workdir: str,
-                workdir_on_disk: str, fallback: str) -> str:
+                workdir_on_disk: str, fallback: str, prefer: str | None = None) -> str:
   """The command that produced a gathered sweep (or one run) into `workdir` (as
   shown), from the config.json of its first point (a single run's: in
   `workdir_on_disk`); `fallback` when none can be read."""
@@ -99,7 +111,7 @@ def command_for(rows: list[dict], *, config_file: str, sweep: str | None, workdi
       with open(path) as f:
         saved = json.load(f)
       try:
-        args = config_args(saved, config_file=config_file, skip=fields)
+        args = config_args(saved, config_file=config_file, skip=fields, prefer=prefer)
       except Exception:  # pylint: disable=broad-except
         return fallback  # a config file that no longer loads: say what was planned
       if sweep:

@@ -93,15 +93,16 @@ class Ratio:
     return (self.n_q or self.n_q_max) / self.n_g
 
 
-def ratios(data: dict, eps_levels: Sequence[float]) -> dict[int, dict[float, Ratio]]:
-  """{m2: {eps: Ratio}} from `curves` output."""
+def ratios(data: dict, eps_levels) -> dict[int, dict[float, Ratio]]:
+  """{m2: {eps: Ratio}} from `curves` output; eps_levels: one list for every m2, or
+  {m2: list}."""
   out = {}
   for m2 in sorted({m2 for m2, _ in data}):
     if (m2, "hypernet") not in data or (m2, "embedding") not in data:
       continue
     g, q = data[(m2, "hypernet")], data[(m2, "embedding")]
     out[m2] = {eps: Ratio(size_reaching(g, eps), size_reaching(q, eps), int(q["n"].max()))
-               for eps in eps_levels}
+               for eps in (eps_levels[m2] if isinstance(eps_levels, dict) else eps_levels)}
   return out
 
 
@@ -154,10 +155,13 @@ def bottleneck_effects(main: Sequence[dict], check: Sequence[dict], *, metric: s
   return out
 
 
-def default_eps_levels(data: dict, count: int = 3) -> list[float]:
-  """`count` log-spaced error levels between the hypernetwork's best error (over
-  m2) and the worst error of any method's largest primary: levels some method
-  reaches, rounded to 2 significant digits."""
+def default_eps_levels(data: dict, count: int = 3, *, m2: int | None = None
+                       ) -> list[float]:
+  """`count` log-spaced error levels, from the worst error of any method's largest
+  primary down to 1.1x the hypernetwork's best error (its floor): levels some method
+  reaches, rounded to 2 significant digits. Over the curves of one `m2`, or (None)
+  of all: then the lowest level is one the hypernetwork reaches at every m2."""
+  data = {k: c for k, c in data.items() if m2 is None or k[0] == m2}
   best = max(c["error"].min() for (_, m), c in data.items() if m == "hypernet")
   worst = max(c["error"][-1] for c in data.values())
   lo, hi = 1.1 * best, max(worst, 2.2 * best)
@@ -265,8 +269,10 @@ def is_finite(value) -> bool:
 
 def claims(rows: Sequence[dict], *, metric: str, m1: int, command: str = "",
            eps_levels: Sequence[float] | None = None, **kwargs):
-  """(claims, curves, eps levels) of the modularity sweep: per m2, N_q / N_g at the
-  eps levels; N(eps) against m2; the 2x-f/e bottleneck check."""
+  """(claims, curves, common eps) of the modularity sweep: per m2, N_q / N_g at
+  three eps levels (`eps_levels`, or levels within that m2's reach); N(eps) against
+  m2 at the common eps (the middle given level, or the lowest level every m2's g
+  reaches); the 2x-f/e bottleneck check."""
   from hypernets.experiments import claims as claims_lib  # pylint: disable=g-import-not-at-top
   texts = ("Thms 2-4 (modularity): the hypernetwork's primary g reaches each error with "
            "fewer parameters than the embedding method's q (N_q / N_g > 1)",
@@ -278,9 +284,15 @@ def claims(rows: Sequence[dict], *, metric: str, m1: int, command: str = "",
     return [claims_lib.not_run(t, command, **kwargs) for t in texts], {}, []
   main, check = split_bottleneck(rows)
   data = curves(main, metric=metric)
-  eps_levels = list(eps_levels or default_eps_levels(data))
+  m2s = sorted({m2 for m2, _ in data})
+  # Per m2, levels within that m2's reach (the hypernetwork's floor, set by f, rises
+  # with m2); the m2 trend at one level every m2's g reaches.
+  levels = {m2: list(eps_levels) if eps_levels else default_eps_levels(data, m2=m2)
+            for m2 in m2s}
+  common = (eps_levels[len(eps_levels) // 2] if eps_levels else
+            default_eps_levels(data)[-1])
   out = []
-  for m2, by_eps in ratios(data, eps_levels).items():
+  for m2, by_eps in ratios(data, levels).items():
     values = [r.value for r in by_eps.values()]
     wins = sum(v is not None and v > 1 for v in values)
     fits = {m: fitted_exponent(data[(m2, m)]) for m in METHODS}
@@ -295,7 +307,7 @@ def claims(rows: Sequence[dict], *, metric: str, m1: int, command: str = "",
     verdict = ("holds" if wins == len(values) else "partly" if wins else "does not hold")
     out.append(claims_lib.Claim(f"{texts[0]}, m2 = {m2}", command, measured,
                                 claims_lib.seeds_text(main), verdict, **kwargs))
-  mid = eps_levels[len(eps_levels) // 2]
+  mid = common
   trend = n_vs_m2(data, mid)
   (m2s_g, n_g), (m2s_q, n_q) = trend["hypernet"], trend["embedding"]
   g_flat = n_g[0] is not None and n_g[-1] is not None and n_g[-1] <= 2 * n_g[0]
@@ -316,4 +328,4 @@ def claims(rows: Sequence[dict], *, metric: str, m1: int, command: str = "",
             f"m2={e['m2']} {e['method']} N={e['n']}: {e['base']:.3g} -> {e['doubled']:.3g}"
             for e in effects), claims_lib.seeds_text(check),
         "holds" if ok else "does not hold", **kwargs))
-  return claims_lib.guard_one_seed(out, rows), data, eps_levels
+  return claims_lib.guard_one_seed(out, rows), data, common

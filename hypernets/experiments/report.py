@@ -93,7 +93,8 @@ How verdicts are decided (`hypernets/experiments/claims.py`, `modularity.py`):
   stds and no step goes up by more than one std (holds); only the first part (partly).
 - "does not improve": the best point is not lower than the first by more than the
   sum of their stds.
-- No verdict from one seed per point (the row says why).
+- No verdict from one seed per point (the row says why), nor from a sweep stopped
+  before all its points finished (*incomplete*; "What ran" below lists every sweep).
 - Thm 5: the hypernetwork needs <= 0.8x the parameters of each other method to reach
   the hardest error both reached, and its fitted N(eps) is the flattest.
 - Modularity: N(eps) = the smallest primary whose error <= eps ("not reached" if none);
@@ -208,6 +209,46 @@ def wall_times(rows_by_name: dict[str, list[dict]]) -> str:
   return "\n".join(lines) if len(lines) > 6 else ""
 
 
+def sweep_progress(root: str) -> dict[str, tuple[int, int, float]]:
+  """{experiment: (points finished, points planned, summed train seconds of the
+  finished points)}: finished = the point's own results.json exists, planned = the
+  experiment's sweep as its config file defines it (a single run: 1 point)."""
+  from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top
+  from hypernets.experiments import sweeps  # pylint: disable=g-import-not-at-top
+  progress = {}
+  for name, spec in EXPERIMENTS.items():
+    if spec.sweep:
+      module = config_lib.load_config_module(os.path.join(commands.REPO_ROOT, spec.config))
+      variant = spec.args.split()[0].lstrip(":") or None
+      dirs = [os.path.join(root, name, sweeps.point_name(point))
+              for point in module.get_sweeps(variant)[spec.sweep]]
+    else:
+      dirs = [os.path.join(root, name)]
+    finished = [load_rows(os.path.join(d, "results.json")) for d in dirs]
+    finished = [rows[0] for rows in finished if rows]
+    if spec.sweep:  # gathered rows whose point directories are elsewhere count too
+      gathered = load_rows(os.path.join(root, name, "results.json"))
+      finished = gathered if len(gathered) > len(finished) else finished
+    progress[name] = (len(finished), len(dirs),
+                      sum(r.get("train_seconds_this_run", 0.0) for r in finished))
+  return progress
+
+
+def progress_table(progress: dict[str, tuple[int, int, float]]) -> str:
+  """A markdown table: per experiment, points finished of those planned."""
+  lines = ["## What ran", "",
+           "Points finished (their own results.json) of those the experiment's sweep "
+           "plans; an experiment with some but not all points is *incomplete* and gets "
+           "no verdict. Train s sums the finished points (the last process of each).", "",
+           "| experiment | points finished / planned | status | train s (finished points) |",
+           "|---|---|---|---|"]
+  for name, (done, planned, seconds) in progress.items():
+    status = "complete" if done == planned else "incomplete" if done else "not run"
+    train = f"{seconds:.0f}" if done else "-"
+    lines.append(f"| {name} | {done} / {planned} | {status} | {train} |")
+  return "\n".join(lines)
+
+
 def build_report(root: str, *, out: str | None = None, figures: str | None = None,
                  notes: str | None = None, beyond: str | None = None,
                  m1: int | None = None, m2: int | None = None) -> list[Claim]:
@@ -234,18 +275,28 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
     command = commands.command_for(
         rows[name], config_file=spec.config, sweep=spec.sweep,
         workdir=f"ROOT/{name}", workdir_on_disk=os.path.join(root, name),
-        fallback=spec.planned(name))
-    return dict(command=command, regime=spec.regime, scale=spec.scale)
+        fallback=spec.planned(name),
+        prefer=spec.args.split()[0].lstrip(":").split(",")[0] or None)
+    return dict(command=command, regime=spec.regime, scale=spec.scale, experiment=name)
 
   from hypernets.experiments import report_sections  # pylint: disable=g-import-not-at-top
   claims, drawn = report_sections.all_claims(rows, info=info, figures=figures, m1=m1, m2=m2)
+  progress = sweep_progress(root)
+  for claim in claims:
+    done, planned, _ = progress.get(claim.experiment, (0, 0, 0))
+    if claim.verdict == "not run" and done:
+      claim.verdict = "incomplete"
+      claim.note = (f"the sweep stopped after {done}/{planned} points (no results.json "
+                    f"gathered): no verdict from part of a sweep; the finished points "
+                    f"are in ROOT/{claim.experiment}")
   general, why = _notes(notes)
   paragraphs = report_sections.discussion(claims, why, THEORY)
   figure_lines = ["## Figures", ""] + [
       f"- {title}: ![{title}]({os.path.relpath(path, os.path.dirname(os.path.abspath(out)))})"
       for title, path in drawn]
   sections = [paragraphs, "\n".join(figure_lines) if drawn else "",
-              wall_times(rows), ("## Notes on the runs\n\n" + general) if general else ""]
+              wall_times(rows), progress_table(progress),
+              ("## Notes on the runs\n\n" + general) if general else ""]
   if beyond and os.path.exists(beyond):
     with open(beyond) as f:
       text = f.read().strip()

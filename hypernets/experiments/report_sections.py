@@ -174,13 +174,12 @@ def structured(rows, info, figures, drawn, *, m1, m2) -> list:
 def modularity_section(rows, info, figures, drawn) -> list:
   chosen = rows["modularity"]
   dims = _m1(chosen)
-  claims, data, eps_levels = modularity.claims(chosen, metric="test_rel_mse", m1=dims,
-                                               group="modularity", **info("modularity"))
+  claims, data, eps = modularity.claims(chosen, metric="test_rel_mse", m1=dims,
+                                        group="modularity", **info("modularity"))
   if data:
     drawn.append(("Modularity: error vs primary size, one panel per m2",
                   modularity.plot_eps_vs_n(data, os.path.join(figures, "modularity_eps_vs_n.png"),
                                            m1=dims, metric_label=REL)))
-    eps = eps_levels[len(eps_levels) // 2]
     drawn.append((f"Modularity: primary size needed for eps = {eps:g} vs m2",
                   modularity.plot_n_vs_m2(data, os.path.join(figures, "modularity_n_vs_m2.png"),
                                           eps=eps)))

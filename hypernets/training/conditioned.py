@@ -71,6 +71,8 @@ def model_spec(model, tx, dataset: data_lib.Dataset, *, batch_conditions: int,
       init=init, step=train_step,
       evaluate=make_evaluate(eval_fn, task=dataset.task, test_y_variance=variance),
       train_data=dataset.train, eval_data=dataset.eval_splits, split_train_data=shard_data,
+      # Test data that changes per evaluation (rotation's fresh test angles).
+      fresh_eval_data=getattr(dataset, "eval_splits_at", None),
       results=results, description=f"Parameter counts {counts}")
 
 

@@ -57,6 +57,11 @@ class TrainSpec:
     train_data: arrays the step reads (replicated, or split over 'data' if
       `split_train_data`, rows on the leading axis).
     eval_data: arrays `evaluate` reads (replicated).
+    fresh_eval_data: optional k -> the eval_data of evaluation k, read at every
+      evaluation in place of `eval_data` (e.g. test images at new rotation angles).
+      k comes from the step, k = ceil(step / eval_every): 0 for the initial state,
+      then 1, 2, ... at the eval events; the final evaluation is the last event's.
+      So a resumed run evaluates on the same data as an uninterrupted one.
     results: (per_seed, initial) -> (more per-seed values {name: [S, ...]}, more
       results.json fields), on the host, where per_seed is the final evaluation
       {name: [S, ...]} and initial that of the initial state (None unless
@@ -71,6 +76,7 @@ class TrainSpec:
   train_data: Any
   eval_data: Any
   split_train_data: bool = False
+  fresh_eval_data: Callable[[int], Any] | None = None
   results: Callable[[dict, dict | None], tuple[dict, dict]] | None = None
   evaluate_initial: bool = False
   description: str = ""
@@ -196,10 +202,18 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
   state = jax.device_put(state, state_sharding)
   train_data = _place_train_data(spec.train_data, mesh, split=spec.split_train_data)
   eval_data = jax.device_put(spec.eval_data, sharding.replicated(mesh))
+
+  def eval_data_at(step: int):
+    """The data of the evaluation at `step` (see TrainSpec.fresh_eval_data)."""
+    if spec.fresh_eval_data is None:
+      return eval_data
+    return jax.device_put(spec.fresh_eval_data(-(-step // s.eval_every)),
+                          sharding.replicated(mesh))
+
   data_keys = _placed_keys(data_keys, mesh, split=s.shard_seeds)
   eval_fn = jax.jit(jax.vmap(spec.evaluate, in_axes=(0, None)),
                     out_shardings=sharding.replicated(mesh))
-  initial_eval = (real_seeds(jax.device_get(eval_fn(state, eval_data)))
+  initial_eval = (real_seeds(jax.device_get(eval_fn(state, eval_data_at(0))))
                   if spec.evaluate_initial else None)
   logging.info("%s; %d seed(s), %d steps", spec.description or "Training",
                s.num_seeds, s.num_steps)
@@ -292,7 +306,7 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
     acc, acc_steps = new_accumulator(), 0
 
   def write_eval(step):
-    summary = summarize_seeds(real_seeds(jax.device_get(eval_fn(state, eval_data))))
+    summary = summarize_seeds(real_seeds(jax.device_get(eval_fn(state, eval_data_at(step)))))
     summary.pop("per_seed")
     scalars = {}
     for name, value in summary.items():
@@ -342,7 +356,7 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
                                "same command to resume")
       train_seconds = time.perf_counter() - train_start
       steps_done = s.num_steps - start_step
-      per_seed = real_seeds(jax.device_get(eval_fn(state, eval_data)))
+      per_seed = real_seeds(jax.device_get(eval_fn(state, eval_data_at(s.num_steps))))
       per_seed = {k: np.asarray(v, np.float64) for k, v in per_seed.items()}
       more_per_seed, fields = (spec.results(per_seed, initial_eval) if spec.results
                                else ({}, {}))
