@@ -126,12 +126,18 @@ def test_beyond_the_paper_and_notes_are_appended(tmp_path):
   _write(tmp_path, "synthetic_depth", _depth_rows("test_rel_mse", [0.05, 0.03], [0.04] * 2))
   notes = tmp_path / "notes.md"
   notes.write_text("General words.\n\n### why: synthetic depth\nBecause of X.\n")
-  beyond = tmp_path / "beyond.md"
-  beyond.write_text("# Beyond\n\nNew things.\n")
+  (tmp_path / "docs").mkdir()
+  beyond = tmp_path / "docs" / "beyond.md"
+  beyond.write_text("# Beyond\n\nNew things.\n\n## A part\n\n![fig](figures/a.png) "
+                    "[paper](https://x.org/p.pdf) [up](#a-part)\n")
   report.build_report(str(tmp_path), notes=str(notes), beyond=str(beyond))
   text = (tmp_path / "REPRODUCTION.md").read_text()
   assert "*Why they differ:* Because of X." in text
   assert "## Beyond the paper\n\nNew things." in text
+  # Its sections nest under the section, its links still reach their files.
+  assert "\n### A part\n" in text and "\n## A part" not in text
+  assert ("![fig](docs/figures/a.png) [paper](https://x.org/p.pdf) [up](#a-part)"
+          in text)
   assert "General words." in text
 
 

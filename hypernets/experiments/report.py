@@ -12,6 +12,7 @@ repository's REPRODUCTION.md and docs/figures instead.
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from typing import Sequence
 
@@ -249,6 +250,19 @@ def progress_table(progress: dict[str, tuple[int, int, float]]) -> str:
   return "\n".join(lines)
 
 
+def _rebase_links(text: str, from_dir: str, to_dir: str) -> str:
+  """Markdown links and images of `text` (written in from_dir) relative to to_dir;
+  absolute, URL and '#anchor' targets are left alone."""
+
+  def rebase(match):
+    target = match.group(2)
+    if re.match(r"^([a-z]+:|/|#)", target):
+      return match.group(0)
+    return f"{match.group(1)}({os.path.relpath(os.path.join(from_dir, target), to_dir)})"
+
+  return re.sub(r"(!?\[[^\]]*\])\(([^)\s]+)\)", rebase, text)
+
+
 def build_report(root: str, *, out: str | None = None, figures: str | None = None,
                  notes: str | None = None, beyond: str | None = None,
                  m1: int | None = None, m2: int | None = None) -> list[Claim]:
@@ -302,6 +316,10 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
       text = f.read().strip()
     if text.startswith("# "):  # its own title gives way to the section's
       text = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    text = _rebase_links(text, os.path.dirname(os.path.abspath(beyond)),
+                         os.path.dirname(os.path.abspath(out)))
+    # Its sections sit under this one: '## X' becomes '### X'.
+    text = re.sub(r"^(#{2,5}) ", r"#\1 ", text, flags=re.MULTILINE)
     sections.append("## Beyond the paper\n\n" + text)
   header = _HEADER.format(root=os.path.abspath(root), commit=_commit())
   write_reproduction(claims, out, header=header, sections=sections)
