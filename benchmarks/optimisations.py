@@ -50,9 +50,11 @@ def sample_batch_before(split: data_lib.Split, key: jax.Array, *, num_conditions
 def sample_rotation_batch_before(images_uint8: jax.Array, key: jax.Array, *,
                                  num_conditions: int, points_per_condition: int,
                                  mean: float, std: float,
-                                 num_classes: int = 12, step=0) -> data_lib.Split:
-  """`rotation.sample_rotation_batch` as it was, images by `jax.random.choice`."""
-  del points_per_condition
+                                 num_classes: int = 12, step=0,
+                                 order_seed: int | None = None) -> data_lib.Split:
+  """`rotation.sample_rotation_batch` as it was, images by `jax.random.choice`
+  (random rows: the quick suite's configs do not ask for epoch order)."""
+  del points_per_condition, step, order_seed
   row_key, angle_key = jax.random.split(key)
   rows = _rows_by_choice(row_key, images_uint8.shape[0], num_conditions)
   return rotation.rotation_batch(images_uint8[rows], angle_key, mean=mean, std=std,
