@@ -120,7 +120,13 @@ def test_a_run_in_a_bucket_writes_everything_through_the_layer(bucket, monkeypat
   assert len(events) == 1 and events[0].name.startswith("events.out.tfevents")
   assert events[0].stat().st_size > 100
   assert json.loads((local / ".lock").read_text())["pid"] == os.getpid()
-  # The same command again restores the last checkpoint from the bucket.
+  # The same command again reads the finished run's results.json from the bucket and
+  # returns it without training (it stays as written).
+  finished = (local / "results.json").read_text()
+  registry.run(config, run)
+  assert (local / "results.json").read_text() == finished
+  # Without results.json it restores the last checkpoint from the bucket: 0 steps.
+  (local / "results.json").unlink()
   registry.run(config, run)
   assert json.loads((local / "results.json").read_text())["steps_this_run"] == 0
   rows = [json.loads(l) for l in (local / "metrics.jsonl").read_text().splitlines()]
