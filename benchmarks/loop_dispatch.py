@@ -9,8 +9,6 @@ excluding the first compile) and the wall time of the whole call; medians and
 spreads over the repeats. Both settings train bit-identically (tests/loop_test.py).
 """
 
-import json
-import os
 import shutil
 import tempfile
 import time
@@ -25,12 +23,14 @@ SETTINGS = {"one_step_per_call": 1, "auto": 0}
 
 
 def _one_run(config, workdir: str) -> dict[str, float]:
-  from hypernets import training  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from hypernets import training
+  from hypernets.training import workdir as workdir_lib
+  # pylint: enable=g-import-not-at-top
   start = time.perf_counter()
   training.train_and_evaluate(config, workdir)
   wall = time.perf_counter() - start
-  with open(os.path.join(workdir, "results.json")) as f:
-    results = json.load(f)
+  results = workdir_lib.results_at_step(workdir, config.num_train_steps)
   return {"steps_per_second": results["steps_per_second"], "wall_s": wall}
 
 
