@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hypernets import flat_random
 from hypernets.errors import ConfigError
 from hypernets.nets import layer_inits
 from hypernets.film import FilmGenerator  # pylint: disable=unused-import
@@ -126,7 +127,7 @@ def _scaled_normal(variance, sq_norm):
 
   def init(key, shape, dtype=jnp.float32):
     std = jnp.sqrt(variance / jnp.maximum(sq_norm, 1e-12))
-    return (std * jax.random.normal(key, shape)).astype(dtype)
+    return (std * flat_random.normal(key, shape)).astype(dtype)
 
   return init
 

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hypernets import flat_random
 from hypernets.errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -33,7 +34,7 @@ def torch_uniform(fan_in: int) -> Callable:
   bound = 1.0 / float(fan_in) ** 0.5
 
   def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return flat_random.uniform(key, shape, -bound, bound, dtype)
 
   return init
 

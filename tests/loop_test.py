@@ -1,6 +1,7 @@
 """The one loop on a toy TrainSpec: steps per call, on-device NaN detection, seeds,
 preemption (in-process), resume, and a rerun of a finished run."""
 
+import dataclasses
 import json
 import os
 
@@ -129,3 +130,19 @@ def test_rerunning_a_finished_run_returns_its_results_without_training(tmp_path)
   assert again == json.loads(json.dumps(first))
   assert again["train_seconds_this_run"] == first["train_seconds_this_run"]
   assert state.step.tolist() == [40, 40, 40]
+
+
+def test_the_step_is_traced_once_per_program_not_at_every_log(tmp_path):
+  # 40 steps logged every step: the accumulator's shapes come from one trace, and each
+  # distinct steps-per-call length compiles once (here all calls are one step long).
+  spec = _toy_spec()
+  traces = {"n": 0}
+  step = spec.step
+
+  def counting_step(*args):
+    traces["n"] += 1
+    return step(*args)
+
+  spec = dataclasses.replace(spec, step=counting_step)
+  _run(spec, _settings(log_every=1), tmp_path)
+  assert traces["n"] <= 2, traces  # eval_shape for the accumulator + the one compile

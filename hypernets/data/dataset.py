@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hypernets import flat_random
+
 
 @flax.struct.dataclass
 class Split:
@@ -115,7 +117,7 @@ def take_rows(split: Split, rows: jax.Array, key: jax.Array, *,
     points = jnp.broadcast_to(jnp.arange(points_per_condition),
                               (num_conditions, points_per_condition))
   else:
-    points = jax.random.randint(key, (num_conditions, points_per_condition),
+    points = flat_random.randint(key, (num_conditions, points_per_condition),
                                 0, split.points_per_condition)
   take_points = jax.vmap(lambda a, idx: a[idx])
   return Split(cond=split.cond[rows], x=take_points(split.x[rows], points),

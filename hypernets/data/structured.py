@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from hypernets import flat_random
 from hypernets.data import epochs
 from hypernets.data import online
 from hypernets.data.dataset import Dataset
@@ -117,7 +118,7 @@ def _sample_inputs(key: jax.Array, *, num_conditions: int, points: int, m1: int,
                    m2: int) -> tuple[jax.Array, jax.Array]:
   """cond [N, m2], x [N, P, m1], uniform on [-1, 1]."""
   # One uniform draw for both (as in init_target: fewer random ops to compile).
-  u = jax.random.uniform(key, (num_conditions, m2 + points * m1), minval=-1.0,
+  u = flat_random.uniform(key, (num_conditions, m2 + points * m1), minval=-1.0,
                          maxval=1.0)
   cond, x = u[:, :m2], u[:, m2:].reshape(num_conditions, points, m1)
   return cond, x

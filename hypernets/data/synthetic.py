@@ -6,10 +6,13 @@ x ~ U[-1, 1]^m1 and I ~ U[-1, 1]^m2. Everything is generated from `data.seed`.
 'online' draws every batch fresh from h; both evaluate on the same test sample.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from hypernets import flat_random
 from hypernets.data import epochs
 from hypernets.data import online
 from hypernets.data.dataset import Dataset
@@ -26,8 +29,8 @@ def init_target(key: jax.Array, *, m1: int, m2: int, width: int, gain: float):
   layers = []
   for key, d_in, d_out in zip(jax.random.split(key, 3), sizes[:-1], sizes[1:]):
     w_key, b_key = jax.random.split(key)
-    layers.append((gain * jax.random.normal(w_key, (d_in, d_out)) / jnp.sqrt(d_in),
-                   0.1 * gain * jax.random.normal(b_key, (d_out,))))
+    layers.append((gain * flat_random.normal(w_key, (d_in, d_out)) / jnp.sqrt(d_in),
+                   0.1 * gain * flat_random.normal(b_key, (d_out,))))
   return layers
 
 
@@ -41,12 +44,13 @@ def target_selector(layers, cond: jax.Array) -> jax.Array:
   return h
 
 
+@functools.partial(jax.jit, static_argnames=("num_conditions", "points", "m1", "m2"))
 def make_split(key: jax.Array, layers, *, num_conditions: int, points: int,
                m1: int, m2: int) -> Split:
   """cond [N, m2], x [N, P, m1] uniform on [-1, 1]; y [N, P, 1] = <x, h(I)>."""
   cond_key, x_key = jax.random.split(key)
-  cond = jax.random.uniform(cond_key, (num_conditions, m2), minval=-1.0, maxval=1.0)
-  x = jax.random.uniform(x_key, (num_conditions, points, m1), minval=-1.0, maxval=1.0)
+  cond = flat_random.uniform(cond_key, (num_conditions, m2), minval=-1.0, maxval=1.0)
+  x = flat_random.uniform(x_key, (num_conditions, points, m1), minval=-1.0, maxval=1.0)
   y = jnp.einsum("npd,nd->np", x, target_selector(layers, cond))[..., None]
   return Split(cond=cond, x=x, y=y)
 

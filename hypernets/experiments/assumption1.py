@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from hypernets import flat_random
 from hypernets import params as params_lib
 from hypernets.config import check_choice
 from hypernets.config import check_int
@@ -217,7 +218,7 @@ def build_spec(config: ml_collections.ConfigDict) -> tuple[loop.TrainSpec,
     if fresh:  # the authors' Uniform dataset: new inputs on every fetch
       epoch, index = step // steps_per_epoch, step % steps_per_epoch
       key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), index)
-      xb = jax.random.uniform(key, (batch_size, *input_shape), minval=-1.0, maxval=1.0)
+      xb = flat_random.uniform(key, (batch_size, *input_shape), minval=-1.0, maxval=1.0)
       return (xb.reshape(batch_size, -1),
               target.apply({"params": train_data}, xb))
     x, y = train_data

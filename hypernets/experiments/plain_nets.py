@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hypernets import flat_random
 from hypernets.nets import get_activation
 
 
@@ -29,7 +30,7 @@ def torch_uniform(fan_in: int) -> Callable:
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return flat_random.uniform(key, shape, -bound, bound, dtype)
 
   return init
 

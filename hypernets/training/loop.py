@@ -142,11 +142,12 @@ def _call_fn(seeds_step: Callable, *, num_steps: int) -> Callable:
   return train_steps
 
 
-def _empty_accumulator(seeds_step: Callable, state, train, keys):
-  """Zero sums, no bad step (-1), zero metrics: the accumulator `_call_fn` carries."""
+def _accumulator_factory(seeds_step: Callable, state, train, keys) -> Callable[[], tuple]:
+  """A function returning zero sums, no bad step (-1) and zero metrics: the
+  accumulator `_call_fn` carries. The step is traced once here, not at every log."""
   shapes = jax.eval_shape(lambda st: seeds_step(st, train, keys)[1], state)
   zeros = lambda: jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)  # pylint: disable=unnecessary-lambda-assignment
-  return zeros(), np.full(state.step.shape, -1, np.int32), zeros()
+  return lambda: (zeros(), np.full(state.step.shape, -1, np.int32), zeros())
 
 
 def _placed_keys(keys: jax.Array, mesh, *, split: bool) -> jax.Array:
@@ -240,9 +241,10 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
   seeds_step = jax.vmap(spec.step, in_axes=(0, None, 0))
   replicated = sharding.replicated(mesh)
 
+  empty_accumulator = _accumulator_factory(seeds_step, state, train_data, data_keys)
+
   def new_accumulator():
-    return jax.device_put(_empty_accumulator(seeds_step, state, train_data, data_keys),
-                          replicated)
+    return jax.device_put(empty_accumulator(), replicated)
 
   acc = new_accumulator()  # on device, since the last log event
   acc_steps = 0
