@@ -162,6 +162,9 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     for field in fields + ("num_train_conditions", "num_test_conditions",
                            "points_per_condition"):
       check_int(config, f"data.{field}", minimum=1)
+    for field in ("target_gain", "selector_gain", "selector_scale"):
+      if field in config.data:
+        check_positive_float(config, f"data.{field}")
   check_fits_in_memory(config)
 
 
@@ -246,6 +249,14 @@ def _dense_weights(sizes: list[int]) -> int:
   return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def _repeated_dense_weights(d_in: int, width: int, depth: int) -> int:
+  """_dense_weights([d_in] + [width] * depth) without building the list (a fuzzed
+  depth of 10**9 would fill the memory it is meant to protect)."""
+  if depth <= 0:
+    return 0
+  return d_in * width + width + (depth - 1) * (width * width + width)
+
+
 def check_fits_in_memory(config: ml_collections.ConfigDict, *,
                          memory_bytes: int | None = None) -> None:
   """Stops sizes that cannot fit in this machine's memory, before anything is allocated.
@@ -284,20 +295,33 @@ def check_fits_in_memory(config: ml_collections.ConfigDict, *,
   widths = list(model.primary.widths)
   primary = _dense_weights([x_dim] + widths + [out_dim])
   if model.kind == "hypernet":
-    trunk = _dense_weights([cond_dim] + [model.f_width] * model.f_depth)
+    trunk = _repeated_dense_weights(cond_dim, model.f_width, model.f_depth)
     parameters, fields = trunk + model.f_width * primary, "f_width, f_depth and the primary"
   elif model.kind == "embedding":
-    trunk = _dense_weights([cond_dim] + [model.e_width] * model.e_depth + [model.embedding_dim])
+    trunk = (_repeated_dense_weights(cond_dim, model.e_width, model.e_depth)
+             + _dense_weights([model.e_width if model.e_depth else cond_dim,
+                               model.embedding_dim]))
     parameters = trunk + _dense_weights([x_dim + model.embedding_dim] + list(model.q_widths)
                                         + [out_dim])
     fields = "e_width, e_depth, embedding_dim and q_widths"
   else:
     parameters = _dense_weights([x_dim + cond_dim] + list(model.standard_widths) + [out_dim])
     fields = "standard_widths"
+  if model.get("param_budget", 0) > 0:  # the budget picks the width, not the field
+    parameters, fields = model.param_budget, "param_budget"
   estimates.append((_BYTES_PER_PARAMETER * parameters * config.num_seeds,
                     f"about {parameters:.3g} parameters x {config.num_seeds} seed(s) with "
                     "gradients and optimizer state", f"config.model.{fields} (widths "
                     f"{widths}, output size {out_dim}) and config.num_seeds"))
+  check_estimates(estimates, memory_bytes=memory_bytes)
+
+
+def check_estimates(estimates, *, memory_bytes: int | None = None) -> None:
+  """Raises ConfigError for the first (bytes, what, fields) estimate larger than
+  `memory_bytes` (default: physical memory; no check where the OS does not say)."""
+  memory_bytes = memory_bytes or _memory_bytes()
+  if not memory_bytes:
+    return
   for need, what, fields in estimates:
     if need > memory_bytes:
       raise ConfigError(f"{fields} ask for {what}: {_format_bytes(need)}, more than this "

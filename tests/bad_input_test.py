@@ -97,6 +97,29 @@ FUZZ_CASES = [
      "target network: 1.12 TB"),
     ("fuzz_training_set_beyond_memory", "synthetic",
      {"data.num_train_conditions": 10**9}, r"config.data.num_train_conditions.* train set"),
+    # Found by the 1,500-example run of 2026-11-28:
+    # a sweep (image_functions) created its root and point directory, then its first
+    # point stopped on the field
+    ("fuzz_sweep_point_field_checked_before_the_root", "image_functions",
+     {"checkpoint_every_steps": -1}, "config.checkpoint_every_steps must be a positive"),
+    ("fuzz_sweep_point_model_error_leaves_no_directory", "image_functions",
+     {"model.generated_params": "bogus"}, "config.model.generated_params='bogus' matches "
+     "none of g's parameters"),
+    # numpy MemoryError (12.2 TiB) drawing the uniform test inputs, a traceback
+    ("fuzz_uniform_test_inputs_beyond_memory", "assumption1",
+     {"data.num_test_examples": 2**31}, r"config.data.num_test_examples and image_shape"),
+    # OverflowError (int64) / XLA out of memory building the students, a traceback
+    ("fuzz_student_outputs_beyond_int64", "assumption1",
+     {"model.num_outputs": 2**63}, r"config.model.num_outputs, student_width"),
+    # TypeError in the mesh: "can't multiply sequence by non-int of type 'str'"
+    ("fuzz_mesh_shape_of_names", "synthetic",
+     {"mesh.shape": ("data", "model")}, r"config.mesh.shape \('data', 'model'\) must hold"),
+    # MemoryError in the memory check itself: a list of 10**9 widths
+    ("fuzz_generator_depth_beyond_memory", "synthetic",
+     {"model.f_depth": 10**9}, r"config.model.f_width, f_depth .*more than this"),
+    # target gain inf: NaN loss at step 1, after the workdir was written
+    ("fuzz_target_gain_infinite", "synthetic",
+     {"data.target_gain": float("inf")}, "config.data.target_gain must be a finite number"),
 ]
 
 

@@ -213,7 +213,8 @@ def test_fuzzed_overrides_train_or_stop_with_one_line(worker, tmp_path_factory, 
     assert found is None, (found, " ".join(argv), result.get("traceback", ""))
     return
   if found is not None:
-    _FINDINGS[found].append(" ".join(drawn))
+    config_arg = next(a for a in argv if a.startswith("--config="))
+    _FINDINGS[found].append(" ".join([os.path.basename(config_arg)] + drawn))
   done = sum(_OUTCOMES.values())
   if done % 100 == 0:
     print(f"fuzz: {done} examples, {dict(_OUTCOMES)}, {len(_FINDINGS)} distinct problems",

@@ -38,6 +38,7 @@ Run:
   python launch/main.py --config=configs/assumption1.py:quick --workdir=/tmp/a1
 """
 
+import math
 import time
 from typing import Any, Sequence
 
@@ -49,6 +50,7 @@ import numpy as np
 from hypernets import flat_random
 from hypernets import params as params_lib
 from hypernets.config import check_choice
+from hypernets.config import check_estimates
 from hypernets.config import check_int
 from hypernets.config import check_widths
 from hypernets.data import epochs
@@ -82,6 +84,18 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   check_choice(config, "model.unit_norm_rows", UNIT_NORM_ROWS)
   check_choice(config, "data.same_order_for_students", (True, False))
   check_choice(config, "data.fresh_samples", (True, False))
+  m = config.model
+  # Two students per seed, each output layer with its gradient and two Adam moments.
+  estimates = [(16 * 2 * config.num_seeds * (m.student_width + 1) * m.num_outputs,
+                "the students' output layers", "config.model.num_outputs, "
+                "student_width and config.num_seeds")]
+  if config.data.source == "uniform":
+    pixels = math.prod(config.data.image_shape)
+    estimates += [(8 * config.data[f"num_{split}_examples"] * pixels,
+                   f"{split} inputs (drawn as float64)",
+                   f"config.data.num_{split}_examples and image_shape")
+                  for split in ("train", "test")]
+  check_estimates(estimates)
 
 
 def _check_target_fits(config, input_shape: tuple[int, ...]) -> None:

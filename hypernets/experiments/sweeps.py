@@ -18,7 +18,9 @@ from typing import Any, Callable, Sequence
 from absl import logging
 import ml_collections
 
+from hypernets.config import check_training_config
 from hypernets.training import files
+from hypernets.training import workdir_lock
 from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
 
@@ -83,6 +85,10 @@ def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: s
   without per-seed lists).
   """
   configs = [apply_point(config, point) for point in points]  # fail early
+  for point_config in configs:  # every point's fields, before any directory exists
+    if point_config.get("experiment", "conditioned") == "conditioned":
+      check_training_config(point_config)
+  created = [] if files.exists(workdir) else [workdir]
   files.makedirs(workdir)
   todo = list(range(len(points)))
   while todo:
@@ -92,6 +98,8 @@ def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: s
       if _done(point_dir):
         logging.info("Sweep point %d/%d %s: done already", i + 1, len(points), points[i])
         continue
+      if not files.exists(point_dir):
+        created.append(point_dir)
       holder = workdir_lib.claim_workdir(point_dir)
       if holder is not None:
         logging.info("Sweep point %d/%d %s: left to another launcher (%s)", i + 1,
@@ -102,12 +110,29 @@ def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: s
         if not _done(point_dir):  # finished by another launcher since the check above
           logging.info("Sweep point %d/%d %s", i + 1, len(points), points[i])
           train_fn(configs[i], point_dir)
+      except ConfigError:
+        workdir_lib.release_workdir(point_dir)
+        _remove_if_untouched(reversed(created))  # as the sweep found it
+        raise
       finally:
         workdir_lib.release_workdir(point_dir)
     if busy:
       time.sleep(poll_seconds)
     todo = busy
   return gather(points, workdir)
+
+
+def _remove_if_untouched(directories) -> None:
+  """Removes each local directory this sweep created that holds nothing but its lock
+  file (a point stopped by a config error before writing anything)."""
+  for directory in directories:
+    if files.is_url(directory) or not os.path.isdir(directory):
+      continue
+    entries = set(os.listdir(directory))
+    if entries <= {workdir_lock.LOCK_NAME}:
+      for name in entries:
+        os.remove(os.path.join(directory, name))
+      os.rmdir(directory)
 
 
 def _done(point_dir: str) -> bool:

@@ -42,6 +42,12 @@ def create_mesh(mesh_cfg: ml_collections.ConfigDict, devices=None) -> Mesh:
                       f"{names} differ in length")
   if names[0] != "data":
     raise ConfigError(f"config.mesh.axis_names must start with 'data', got {names}")
+  if not all(isinstance(s, int) and not isinstance(s, bool) and (s == -1 or s >= 1)
+             for s in shape):
+    raise ConfigError(f"config.mesh.shape {tuple(shape)} must hold integers >= 1 "
+                      "(and at most one -1: all remaining devices)")
+  if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+    raise ConfigError(f"config.mesh.axis_names {names} must be distinct non-empty names")
   if shape.count(-1) > 1:
     raise ConfigError(f"config.mesh.shape {tuple(shape)} has more than one -1")
   known = math.prod(s for s in shape if s != -1)
