@@ -55,9 +55,12 @@ def test_rotation_epoch_order_and_fresh_test_angles():
   assert config.batch.sampling == "epoch" and config.model.init_scheme == "torch"
   config.data.test_angles = "fresh"
   dataset = data_lib.create_dataset(config.data)
-  first, second = dataset.eval_splits["test"], dataset.eval_splits["test"]
+  first, second = dataset.eval_splits_at(0)["test"], dataset.eval_splits_at(1)["test"]
   np.testing.assert_array_equal(first.cond, second.cond)  # the same images
   assert not np.array_equal(first.y, second.y)  # at new angles
+  # Keyed by k, not by how often it is read; draw 0 is what eval_splits holds.
+  np.testing.assert_array_equal(dataset.eval_splits_at(1)["test"].y, second.y)
+  np.testing.assert_array_equal(dataset.eval_splits["test"].y, first.y)
   config.data.test_angles = "fixed"
   fixed = data_lib.create_dataset(config.data)
   np.testing.assert_array_equal(fixed.eval_splits["test"].y, fixed.eval_splits["test"].y)

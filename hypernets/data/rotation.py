@@ -15,7 +15,6 @@ as the official code's test loader draws them).
 
 import dataclasses
 import functools
-import itertools
 from typing import Callable
 
 import jax
@@ -128,20 +127,14 @@ class FreshTestDataset(Dataset):
   `test` is the first draw, `fresh_test(k)` the draw of evaluation k. The training
   loop reads `eval_splits_at(k)` with k derived from the step (loop.TrainSpec.
   fresh_eval_data), so a resumed run sees the same angles as an uninterrupted one.
-  The `eval_splits` property counts its reads in this process instead (for
-  interactive use: every read gets new angles).
+  `eval_splits` (as on any Dataset) holds draw 0, the angles of test_angles='fixed'.
   """
 
   fresh_test: Callable[[int], Split] | None = None
-  evaluations: itertools.count = dataclasses.field(default_factory=itertools.count)
 
   def eval_splits_at(self, k: int) -> dict[str, Split]:
     """The evaluation splits of evaluation k: the test images at draw k's angles."""
-    return {**super().eval_splits, "test": self.fresh_test(k)}
-
-  @property
-  def eval_splits(self) -> dict[str, Split]:
-    return self.eval_splits_at(next(self.evaluations))
+    return {**self.eval_splits, "test": self.fresh_test(k)}
 
 
 @register_task("rotation")
