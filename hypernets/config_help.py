@@ -49,9 +49,13 @@ def summarize_config_file(path: str) -> ConfigSummary:
       for line in text.splitlines():
         if line.strip().startswith("Sweeps"):
           break
-        if line.strip():
-          rows.append(re.sub(r"\s{2,}", ": ", line.strip(), count=1).rstrip("."))
-      variants = "; ".join(rows)
+        if not line.strip():
+          continue
+        if rows and not re.search(r"\S\s{2,}\S", line.strip()):
+          rows[-1] += " " + line.strip()  # wrapped prose continues the row above
+        else:
+          rows.append(re.sub(r"\s{2,}", ": ", line.strip(), count=1))
+      variants = "; ".join(row.rstrip(".") for row in rows)
       break
   return ConfigSummary(os.path.relpath(path, config_lib.REPO_ROOT), purpose, variants)
 

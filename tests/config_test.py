@@ -93,6 +93,8 @@ def test_help_lists_the_configs_and_exits_0(tmp_path):
     assert f"configs/{name}" in proc.stdout
   for flag in ("--config", "--workdir", "--show", "--verbose", "variants:"):
     assert flag in proc.stdout
+  # A docstring's wrapped variants line reads as prose, not as 'mnist_5k,; CPU-sized'.
+  assert ",;" not in proc.stdout and "quick (mnist_5k, CPU-sized)" in proc.stdout
 
 
 def test_show_from_another_directory_runs_nothing(tmp_path):
