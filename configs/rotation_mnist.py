@@ -170,7 +170,8 @@ def get_sweeps(arg: str | None = None) -> dict[str, list[dict]]:
           sweeps.sweep("model.kind", ["hypernet", "embedding"]),
           sweeps.zipit(sweeps.sweep("model.f_depth", [k + 1 for k in depths]),
                        sweeps.sweep("model.e_depth", [k + 1 for k in depths]))),
-      # e of depth 3 and f of depth 4 (paper's depth convention).
+      # e of depth 3 and f of depth 4 in the paper's convention (hidden 100x100 layers),
+      # i.e. config e_depth 4 and f_depth 5: the first Linear(d->100) counts here.
       "lr": sweeps.product(
           sweeps.zipit(sweeps.sweep("model.kind", ["hypernet", "embedding"]),
                        sweeps.sweep("model.f_depth", [5, 5]),
