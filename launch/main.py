@@ -39,6 +39,9 @@ def _results_line(workdir: str) -> str:
       results = json.load(f)
   except (OSError, ValueError):
     return f"done: {workdir}"
+  if isinstance(results, list):  # a sweep's root (image_functions): one row per point
+    return (f"done: {len(results)} points ({os.path.join(workdir, 'results.json')}; "
+            "tables and figures beside it)")
   shown = ", ".join(f"{k}={results[k]:.4g}" for k in _SHOWN
                     if isinstance(results.get(k), (int, float)))
   return f"done: {shown} ({os.path.join(workdir, 'results.json')})"

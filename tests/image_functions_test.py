@@ -2,10 +2,13 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 
+from conftest import REPO_ROOT
 from conftest import load_config
 from hypernets import data as data_lib
 from hypernets.data import image_functions as task
@@ -58,3 +61,16 @@ def test_comparison_trains_each_point_and_reports_psnr(tmp_path):
   for name in ("image_functions.md", "psnr_vs_primary.png", "reconstructions.png"):
     assert os.path.getsize(tmp_path / name) > 0
   assert "| hypernet_sine | 4 | N_g = 37 |" in (tmp_path / "image_functions.md").read_text()
+
+  # The same command through launch/main.py finds every point done and ends with one
+  # line (results.json of a sweep's root is a list of rows: main.py read it as a dict).
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "launch", "main.py"),
+       "--config=configs/image_functions.py:small",
+       "--config.image_functions.methods=('hypernet_sine', 'embedding_relu')",
+       "--config.image_functions.widths=(4,)", "--config.image_functions.figure_width=4",
+       *[f"--config.{k}=10" for k in ("num_train_steps", "eval_every_steps",
+                                       "checkpoint_every_steps")],
+       f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+  assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stdout.strip().splitlines()[-1].startswith("done: 2 points ("), proc.stdout
