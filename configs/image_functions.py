@@ -20,9 +20,7 @@ CPU-sized) | paper (mnist_5k, longer, more widths and seeds).
 import ml_collections
 
 from hypernets import config as config_lib
-
-METHODS = ("hypernet_relu", "hypernet_sine", "film_relu", "film_sine", "embedding_relu",
-           "embedding_sine")
+from hypernets.experiments.image_functions import METHODS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -37,12 +37,19 @@ def _is_int(value) -> bool:
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+# Counts, sizes, steps and seeds reach jitted code as JAX's default int32.
+MAX_INT = 2**31 - 1
+
+
 def check_int(config, field: str, *, minimum: int) -> None:
-  """Raises ConfigError unless config.<field> is an integer >= minimum."""
+  """Raises ConfigError unless config.<field> is an integer in [minimum, MAX_INT]."""
   value = _get(config, field)
   if not _is_int(value) or value < minimum:
     kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     raise ConfigError(f"config.{field} must be {kind}, got {value!r}")
+  if value > MAX_INT:
+    raise ConfigError(f"config.{field}={value} is larger than 2**31 - 1, the largest "
+                      "integer JAX's int32 holds")
 
 
 def check_positive_float(config, field: str) -> None:
@@ -274,6 +281,20 @@ def check_fits_in_memory(config: ml_collections.ConfigDict, *,
     return
   data, model = config.data, config.model
   estimates = []  # (bytes, what, fields)
+  if model.get("param_budget", 0) > 0:  # the budget picks the width, whatever the data
+    estimates.append((_BYTES_PER_PARAMETER * model.param_budget * config.num_seeds,
+                      f"{model.param_budget:.3g} parameters x {config.num_seeds} seed(s) "
+                      "with gradients and optimizer state",
+                      "config.model.param_budget and config.num_seeds"))
+  if "batch" in config and _is_int(config.batch.get("conditions")) and _is_int(
+      config.batch.get("points")):
+    # A batch's points [S, B, P, x] with their activations: at least 4 bytes a number,
+    # with 64 numbers per point as a floor for x, the output and one hidden layer.
+    estimates.append((4 * 64 * config.num_seeds * config.batch.conditions
+                      * config.batch.points, "a training batch of "
+                      f"{config.batch.conditions} x {config.batch.points} points x "
+                      f"{config.num_seeds} seed(s)",
+                      "config.batch.conditions, batch.points and config.num_seeds"))
   if data.name in ("synthetic", "structured"):
     for split in ("train", "test"):
       rows = data[f"num_{split}_conditions"] * data.points_per_condition
@@ -291,6 +312,7 @@ def check_fits_in_memory(config: ml_collections.ConfigDict, *,
     x_dim = cond_dim = _LARGEST_IMAGE
     out_dim = data.num_classes
   else:
+    check_estimates(estimates, memory_bytes=memory_bytes)
     return
   widths = list(model.primary.widths)
   primary = _dense_weights([x_dim] + widths + [out_dim])
@@ -307,8 +329,6 @@ def check_fits_in_memory(config: ml_collections.ConfigDict, *,
   else:
     parameters = _dense_weights([x_dim + cond_dim] + list(model.standard_widths) + [out_dim])
     fields = "standard_widths"
-  if model.get("param_budget", 0) > 0:  # the budget picks the width, not the field
-    parameters, fields = model.param_budget, "param_budget"
   estimates.append((_BYTES_PER_PARAMETER * parameters * config.num_seeds,
                     f"about {parameters:.3g} parameters x {config.num_seeds} seed(s) with "
                     "gradients and optimizer state", f"config.model.{fields} (widths "

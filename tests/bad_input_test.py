@@ -90,11 +90,11 @@ FUZZ_CASES = [
      "config.model.param_budget_tolerance must be a finite number > 0"),
     # XLA out of memory (1 TB) mid-run, a traceback
     ("fuzz_rotation_classes_beyond_memory", "rotation_mnist",
-     {"data.num_classes": 2**31}, r"config.model.f_width.*output size 2147483648.*more than "
+     {"data.num_classes": 2**30}, r"config.model.f_width.*output size 1073741824.*more than "
      "this machine's"),
     ("fuzz_structured_selector_beyond_memory", "structured",
-     {"data.selector_width": 2**31}, r"config.data.selector_hidden, selector_width .*the "
-     "target network: 1.12 TB"),
+     {"data.selector_width": 2**30}, r"config.data.selector_hidden, selector_width .*the "
+     "target network: .* more than"),
     ("fuzz_training_set_beyond_memory", "synthetic",
      {"data.num_train_conditions": 10**9}, r"config.data.num_train_conditions.* train set"),
     # Found by the 1,500-example run of 2026-11-28:
@@ -107,10 +107,12 @@ FUZZ_CASES = [
      "none of g's parameters"),
     # numpy MemoryError (12.2 TiB) drawing the uniform test inputs, a traceback
     ("fuzz_uniform_test_inputs_beyond_memory", "assumption1",
-     {"data.num_test_examples": 2**31}, r"config.data.num_test_examples and image_shape"),
+     {"data.num_test_examples": 2**30}, r"config.data.num_test_examples and image_shape"),
     # OverflowError (int64) / XLA out of memory building the students, a traceback
     ("fuzz_student_outputs_beyond_int64", "assumption1",
-     {"model.num_outputs": 2**63}, r"config.model.num_outputs, student_width"),
+     {"model.num_outputs": 2**30}, r"config.model.num_outputs, student_width"),
+    ("fuzz_student_outputs_beyond_int32", "assumption1",
+     {"model.num_outputs": 2**63}, r"config.model.num_outputs=9223372036854775808 is larger"),
     # TypeError in the mesh: "can't multiply sequence by non-int of type 'str'"
     ("fuzz_mesh_shape_of_names", "synthetic",
      {"mesh.shape": ("data", "model")}, r"config.mesh.shape \('data', 'model'\) must hold"),
@@ -120,6 +122,21 @@ FUZZ_CASES = [
     # target gain inf: NaN loss at step 1, after the workdir was written
     ("fuzz_target_gain_infinite", "synthetic",
      {"data.target_gain": float("inf")}, "config.data.target_gain must be a finite number"),
+    # Found by the second 1,500-example run (after the fixes above):
+    # AttributeError: 'float' object has no attribute 'partition'
+    ("fuzz_image_functions_methods_not_a_tuple", "image_functions",
+     {"image_functions.methods": ("nope",)}, "config.image_functions.methods must be a "
+     "non-empty"),
+    # the sweep's point found the dataset missing after its directory was made
+    ("fuzz_sweep_point_missing_dataset_leaves_no_directory", "image_functions",
+     {"data.source": "fashion_mnist", "data.data_dir": "EMPTY"}, "not found"),
+    # OverflowError passing 2**31 to a jitted schedule / 2**63 as a seed
+    ("fuzz_steps_beyond_int32", "structured", {"optimizer.warmup_steps": 2**31},
+     r"config.optimizer.warmup_steps=2147483648 is larger than 2\*\*31 - 1"),
+    ("fuzz_seed_beyond_int64", "assumption2", {"seed": 2**63}, r"config.seed=.* is larger"),
+    # XLA out of memory (4 TB) for the batch
+    ("fuzz_batch_beyond_memory", "synthetic",
+     {"batch.points": 2**30}, r"config.batch.conditions, batch.points .*more than"),
 ]
 
 

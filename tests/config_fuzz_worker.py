@@ -73,7 +73,8 @@ def main() -> None:
       result = {"outcome": "trained", "steps": steps[0]}
     except SystemExit as e:
       code = e.code
-      result = ({"outcome": "error", "message": code} if isinstance(code, str) else
+      result = ({"outcome": "error", "message": code, "steps": steps[0]}
+                if isinstance(code, str) else
                 {"outcome": "crash", "message": f"SystemExit({code!r})"})
     except BaseException as e:  # pylint: disable=broad-except
       result = {"outcome": "crash", "message": f"{type(e).__name__}: {e}"[:2000],

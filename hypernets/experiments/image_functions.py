@@ -21,7 +21,9 @@ import numpy as np
 from hypernets import data as data_lib
 from hypernets import models
 from hypernets import training
+from hypernets.config import check_widths
 from hypernets.data import image_functions as task_lib
+from hypernets.errors import ConfigError
 from hypernets.experiments import sweeps
 from hypernets.training import checkpoints
 from hypernets.training import state as state_lib
@@ -45,8 +47,26 @@ def matched_q_width(width: int, *, embedding_dim: int) -> int:
       mlp_params((w, w), d_in=2 + embedding_dim) - target))
 
 
+# family_activation: the model family, and g's (q's) activation.
+METHODS = tuple(f"{family}_{activation}" for family in ("hypernet", "film", "embedding")
+                for activation in ("relu", "sine"))
+
+
+def check_fields(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError (one line) unless image_functions.methods and .widths are
+  non-empty tuples of known methods and positive widths."""
+  methods = config.image_functions.methods
+  if (not isinstance(methods, (tuple, list)) or not methods
+      or any(m not in METHODS for m in methods)):
+    raise ConfigError(f"config.image_functions.methods must be a non-empty tuple of "
+                      f"{METHODS}, got {methods!r}")
+  root = {"image_functions": config.image_functions}
+  check_widths(root, "image_functions.widths")
+
+
 def points(config: ml_collections.ConfigDict) -> list[dict]:
   """The sweep points: one per (method, width), each a 'conditioned' run."""
+  check_fields(config)
   out = []
   for method in config.image_functions.methods:
     family, _, activation = method.partition("_")

@@ -23,6 +23,7 @@ from hypernets.training import files
 from hypernets.training import workdir_lock
 from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
+from hypernets.errors import HypernetsError
 
 Point = dict[str, Any]
 
@@ -110,7 +111,7 @@ def run_sweep(config: ml_collections.ConfigDict, points: list[Point], workdir: s
         if not _done(point_dir):  # finished by another launcher since the check above
           logging.info("Sweep point %d/%d %s", i + 1, len(points), points[i])
           train_fn(configs[i], point_dir)
-      except ConfigError:
+      except HypernetsError:  # a bad field, a missing dataset: nothing trained here
         workdir_lib.release_workdir(point_dir)
         _remove_if_untouched(reversed(created))  # as the sweep found it
         raise
