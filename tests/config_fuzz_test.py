@@ -212,8 +212,8 @@ def test_fuzzed_overrides_train_or_stop_with_one_line(worker, tmp_path_factory, 
   workdir = os.path.join(str(tmp_path_factory.getbasetemp()), f"fuzz_run_{time.time_ns()}")
   result = worker.run(argv + [f"--workdir={workdir}"])
   found = problem(result, drawn, workdir)
-  _OUTCOMES["stopped after training began" if result.get("steps", 0) > 0
-            else result["outcome"]] += 1
+  diverged = result["outcome"] == "error" and result.get("steps", 0) > 0
+  _OUTCOMES["stopped after training began" if diverged else result["outcome"]] += 1
   shutil.rmtree(workdir, ignore_errors=True)
   if not LONG_EXAMPLES:
     assert found is None, (found, " ".join(argv), result.get("traceback", ""))

@@ -168,3 +168,20 @@ def test_cited_repository_files_exist():
         if not os.path.exists(os.path.join(REPO_ROOT, cited)):
           missing.append(f"{where}: {cited}")
   assert not missing, missing
+
+
+def test_no_unfilled_placeholder_in_the_documents():
+  """A line that is only an ALL_CAPS token (e.g. FUZZ_FINDINGS, left for a figure to
+  be filled in) or a TODO/TBD marker reads as a finished sentence to nobody."""
+  paths = ["README.md", "REPRODUCTION.md", os.path.join("tests", "README.md"),
+           os.path.join("benchmarks", "README.md")]
+  paths += [os.path.join("docs", n) for n in os.listdir(os.path.join(REPO_ROOT, "docs"))
+            if n.endswith(".md")]
+  found = []
+  for path in paths:
+    with open(os.path.join(REPO_ROOT, path)) as f:
+      for number, line in enumerate(f, 1):
+        if re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+", line.strip()) or re.search(
+            r"\b(TODO|TBD|FIXME)\b", line):
+          found.append(f"{path}:{number}: {line.strip()}")
+  assert not found, found
