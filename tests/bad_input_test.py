@@ -137,6 +137,11 @@ FUZZ_CASES = [
     # XLA out of memory (4 TB) for the batch
     ("fuzz_batch_beyond_memory", "synthetic",
      {"batch.points": 2**30}, r"config.batch.conditions, batch.points .*more than"),
+    # Found by the third 1,500-example run: XLA out of memory (480 GB); an abort
+    ("fuzz_assumption2_classes_beyond_memory", "assumption2",
+     {"data.num_classes": 10**9}, r"config.data.num_classes, model.widths .*more than"),
+    ("fuzz_task_by_import_path_generator_beyond_memory", "image_functions",
+     {"model.f_width": 10**9}, r"config.model.f_width, f_depth .*more than"),
 ]
 
 

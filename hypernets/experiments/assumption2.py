@@ -49,6 +49,7 @@ import numpy as np
 
 from hypernets import params as params_lib
 from hypernets.config import check_choice
+from hypernets.config import check_estimates
 from hypernets.config import check_int
 from hypernets.config import check_widths
 from hypernets.data import epochs
@@ -74,6 +75,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.model.widths must be non-empty and strictly increasing, "
                       f"got {widths!r}")
   check_choice(config, "model.activation", tuple(ACTIVATIONS))
+  # The widest network's output layer, per repeat, with its gradient and Adam moments.
+  check_estimates([(16 * config.num_seeds * (widths[-1] + 1) * config.data.num_classes,
+                    "the widest network's output layer", "config.data.num_classes, "
+                    "model.widths and config.num_seeds")])
 
 
 def width_metrics(model: plain_nets.OneHiddenMLP, params, widths: jax.Array,
