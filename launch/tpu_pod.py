@@ -155,7 +155,10 @@ class Launcher:
   # -- the sequence ----------------------------------------------------------
 
   def run(self) -> int:
-    previous = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
+    # A signal ignored when the launcher starts stays ignored: under `nohup` a closed
+    # terminal's SIGHUP must not stop the run and delete the slice.
+    previous = {s: signal.signal(s, self._on_signal) for s in _SIGNALS
+                if signal.getsignal(s) is not signal.SIG_IGN}
     plan, status, ours, started = self.plan, 1, False, False
     try:
       self._check_name_is_free()
@@ -197,7 +200,7 @@ class Launcher:
       status = 128 + e.signum
       self.say(f"[interrupted] {e}: stopping")
     finally:
-      for s in _SIGNALS:  # nothing stops the clean-up now
+      for s in previous:  # nothing stops the clean-up now
         signal.signal(s, signal.SIG_IGN)
       self._stop_children()
       self._clean_up(ours=ours, started=started)

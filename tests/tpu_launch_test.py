@@ -188,6 +188,8 @@ def test_check_refuses_a_name_in_use(tmp_path, fake_gcloud):
 def test_an_interrupted_step_still_deletes(tmp_path, fake_gcloud, step, signum):
   write_scenario, calls, state = fake_gcloud
   write_scenario(hang=step)
+  # As from a terminal, whatever started pytest (under nohup SIGHUP starts ignored).
+  started_with = signal.signal(signum, signal.SIG_DFL)
 
   def interrupt():
     deadline = time.monotonic() + 60
@@ -208,7 +210,32 @@ def test_an_interrupted_step_still_deletes(tmp_path, fake_gcloud, step, signum):
     assert "delete" not in steps
   else:
     assert steps[-1] == "delete" and steps.count("delete") == 1, steps
-  assert signal.getsignal(signum) is not tpu_pod.signal.SIG_IGN  # handlers restored
+  assert signal.getsignal(signum) is signal.SIG_DFL  # handlers restored
+  signal.signal(signum, started_with)
+
+
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path, fake_gcloud):
+  # `nohup python launch/tpu_pod.py ...`: a closed terminal's SIGHUP must not stop the
+  # run and delete the slice; the launcher leaves an ignored signal ignored.
+  write_scenario, calls, _ = fake_gcloud
+  write_scenario()
+  started_with = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+  seen = []
+  real_signal = tpu_pod.signal.signal
+
+  def recording_signal(signum, handler):
+    seen.append((signum, handler))
+    return real_signal(signum, handler)
+
+  tpu_pod.signal.signal = recording_signal
+  try:
+    status, out = _launch(_plan(tmp_path))
+  finally:
+    tpu_pod.signal.signal = real_signal
+    real_signal(signal.SIGHUP, started_with)
+  assert status == 0, out
+  assert not [h for s, h in seen if s == signal.SIGHUP and h is not signal.SIG_IGN], seen
+  assert _steps(calls())[-1] == "delete"
 
 
 def test_keep_deletes_nothing_and_says_how(tmp_path, fake_gcloud):
