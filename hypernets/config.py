@@ -276,9 +276,6 @@ def check_fits_in_memory(config: ml_collections.ConfigDict, *,
   (a width of 2**31 crashed XLA mid-run), not a precise budget: generators that
   emit fewer numbers than per-tensor heads are counted as heads.
   """
-  memory_bytes = memory_bytes or _memory_bytes()
-  if not memory_bytes:
-    return
   data, model = config.data, config.model
   estimates = []  # (bytes, what, fields)
   if model.get("param_budget", 0) > 0:  # the budget picks the width, whatever the data
