@@ -3,7 +3,7 @@ r"""Performance benchmarks: prints tables and writes a JSON file of every figure
   python -m benchmarks.run --suite=quick --out=benchmarks/results/quick_cpu.json
   python -m benchmarks.run --suite=accelerator --out=benchmarks/results/accelerator.json
 
-Suites (benchmarks/suites.py): smoke (seconds, CI), quick (< 10 min on a 2-core CPU),
+Suites (benchmarks/suites.py): smoke (CI, about a minute), quick (~12 min on a 2-core CPU),
 full, accelerator (one GPU/TPU, < 8 min). Sections: the machine and its fp32 matmul
 rate through XLA (the roofline, always); compare (JAX against PyTorch, each in its own
 worker process: benchmarks/compare.py); precision, seeds, scaling, compile

@@ -1,8 +1,8 @@
 """What each suite runs: sizes, repeats and time budgets.
 
-  smoke        one tiny size of each benchmark, seconds in all (CI); no torch.compile.
-  quick        every benchmark at the sizes of the issue (paper configs), < 10 min on
-               a 2-core CPU.
+  smoke        one tiny size of each benchmark (CI; about a minute, mostly compiling); no torch.compile.
+  quick        every benchmark at the sizes of the issue (paper configs), ~12 min on
+               a 2-core CPU (the recorded run took 699 s).
   full         quick with more repeats, wider scaling ranges and more time for
                torch.compile.
   accelerator  for one GPU/TPU, meant to finish in < 8 min: bf16 against fp32, many
