@@ -25,58 +25,90 @@ from conftest import REPO_ROOT
 # no other axis of the model has, and 6 * POINTS != BATCH, so a whole batch is visible.
 BATCH, POINTS = 48, 5
 
+# One process per device count trains each run in turn; after each run the script
+# moves the programs XLA dumped so far into that run's folder.
 SCRIPT = """
-import json, sys
+import base64, glob, json, os, shutil, sys
 sys.path.insert(0, {root!r})
 sys.path.insert(0, {tests!r})
 import jax
 from conftest import load_config
 from hypernets import training
-config = load_config('synthetic', 'small')
-config.num_train_steps = 20
-config.log_every_steps = 1
-config.batch.conditions = {batch}
-config.batch.points = {points}
-config.model.kind = {kind!r}
-config.num_seeds = {seeds}
-config.mesh = dict(shape={shape}, axis_names=('data', 'model'), shard_seeds={shard_seeds},
-                   shard_heads={shard_heads})
-state = training.train_and_evaluate(config, {workdir!r})
-losses = [row['train_mse'] for row in map(json.loads, open({workdir!r} + '/metrics.jsonl'))
-          if 'train_mse' in row]
-results = json.load(open({workdir!r} + '/results.json'))
-# Layout of the trained state as saved (the returned state drops padding seeds).
-import base64, glob
-saved = json.load(open(sorted(glob.glob({workdir!r} + '/checkpoints/*/default/_sharding'))[-1]))
-specs = [str(json.loads(v)['partition_spec']) for k, v in saved.items()
-         if base64.b64decode(k).decode().startswith('params.')]
-assert all(leaf.shape[0] == config.num_seeds for leaf in jax.tree.leaves(state.params))
-print(json.dumps(dict(devices=jax.device_count(), losses=losses, specs=specs,
-                      per_seed=results['per_seed']['test_mse'])))
+summaries = {{}}
+for name, run in {runs!r}.items():
+  config = load_config('synthetic', 'small')
+  config.num_train_steps = 20
+  config.log_every_steps = 1
+  config.batch.conditions = {batch}
+  config.batch.points = {points}
+  config.model.kind = run['kind']
+  config.num_seeds = run['seeds']
+  config.mesh = dict(shape=run['shape'], axis_names=('data', 'model'),
+                     shard_seeds=run['shard_seeds'], shard_heads=run['shard_heads'])
+  workdir = os.path.join({root_dir!r}, name)
+  state = training.train_and_evaluate(config, workdir)
+  losses = [row['train_mse'] for row in map(json.loads, open(workdir + '/metrics.jsonl'))
+            if 'train_mse' in row]
+  results = json.load(open(workdir + '/results.json'))
+  # Layout of the trained state as saved (the returned state drops padding seeds).
+  saved = json.load(open(sorted(glob.glob(workdir + '/checkpoints/*/default/_sharding'))[-1]))
+  specs = [str(json.loads(v)['partition_spec']) for k, v in saved.items()
+           if base64.b64decode(k).decode().startswith('params.')]
+  assert all(leaf.shape[0] == config.num_seeds for leaf in jax.tree.leaves(state.params))
+  summaries[name] = dict(devices=jax.device_count(), losses=losses, specs=specs,
+                         per_seed=results['per_seed']['test_mse'])
+  run_dump = os.path.join({dump!r}, name)
+  os.makedirs(run_dump)
+  for path in glob.glob(os.path.join({dump!r}, '*.txt')):
+    shutil.move(path, run_dump)
+print(json.dumps(summaries))
 """
 
+# name: (devices, run). The 1-device runs are the references: their steps see the whole
+# batch and sum nothing across devices.
+RUNS = {
+    "one_hypernet": (1, dict(kind="hypernet")),
+    "one_embedding": (1, dict(kind="embedding")),
+    "eight_hypernet": (8, dict(kind="hypernet")),
+    "eight_embedding": (8, dict(kind="embedding")),
+    "seeds_unsharded": (8, dict(kind="hypernet", seeds=6)),
+    # 4 x 2 mesh: 6 seeds padded to 8 over 'data', generator heads split over 'model'.
+    "seeds_sharded": (8, dict(kind="hypernet", seeds=6, shard_seeds=True, shard_heads=True,
+                              shape=(4, 2))),
+}
+_DEFAULTS = dict(seeds=1, shard_seeds=False, shard_heads=False, shape=(-1, 1))
 
-def _run(tmp_path, name, *, devices, kind="hypernet", seeds=1, shard_seeds=False,
-         shard_heads=False, shape=(-1, 1)):
-  """Trains in a subprocess; returns its summary and the compiled train step's HLO text."""
-  dump = tmp_path / f"{name}_hlo"
-  env = dict(os.environ)
-  # XLA writes every compiled program whose name has 'step' in it (the loop's jitted
-  # step function), optimized and partitioned: the HLO each device runs.
-  env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={devices} "
-                      f"--xla_dump_to={dump} --xla_dump_hlo_as_text "
-                      "--xla_dump_hlo_module_re=.*step.*")
-  env["JAX_PLATFORMS"] = "cpu"
-  # A program loaded from the persistent cache is not compiled, hence not dumped.
-  env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-  code = SCRIPT.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests"), kind=kind,
-                       seeds=seeds, shard_seeds=shard_seeds, shard_heads=shard_heads,
-                       shape=shape, batch=BATCH, points=POINTS, workdir=str(tmp_path / name))
-  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        env=env, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  summary = json.loads(proc.stdout.strip().splitlines()[-1])
-  return summary, _train_step_hlo(dump)
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """{run name: (its summary, its compiled train step's HLO text)} for every RUNS entry,
+  one subprocess per device count."""
+  found = {}
+  for devices in sorted({devices for devices, _ in RUNS.values()}):
+    runs_here = {name: {**_DEFAULTS, **run} for name, (d, run) in RUNS.items()
+                 if d == devices}
+    root = tmp_path_factory.mktemp(f"devices{devices}")
+    dump = root / "hlo"
+    env = dict(os.environ)
+    # XLA writes every compiled program whose name has 'step' in it (the loop's jitted
+    # step function), optimized and partitioned: the HLO each device runs.
+    env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={devices} "
+                        f"--xla_dump_to={dump} --xla_dump_hlo_as_text "
+                        "--xla_dump_hlo_module_re=.*step.*")
+    env["JAX_PLATFORMS"] = "cpu"
+    # A program loaded from the persistent cache is not compiled, hence not dumped.
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    code = SCRIPT.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests"),
+                         runs=runs_here, batch=BATCH, points=POINTS, root_dir=str(root),
+                         dump=str(dump))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, summary in summaries.items():
+      assert summary["devices"] == devices, name
+      found[name] = (summary, _train_step_hlo(dump / name))
+  return found
 
 
 def _train_step_hlo(dump) -> str:
@@ -116,9 +148,9 @@ def _all_reduced_numbers(hlo: str) -> int:
 
 
 @pytest.mark.parametrize("kind", ["hypernet", "embedding"])
-def test_eight_devices_give_the_one_device_loss_curve(tmp_path, kind):
-  one, one_hlo = _run(tmp_path, "one", devices=1, kind=kind)
-  eight, eight_hlo = _run(tmp_path, "eight", devices=8, kind=kind)
+def test_eight_devices_give_the_one_device_loss_curve(runs, kind):
+  one, one_hlo = runs[f"one_{kind}"]
+  eight, eight_hlo = runs[f"eight_{kind}"]
   assert one["devices"] == 1 and eight["devices"] == 8
   assert len(one["losses"]) == 20
   np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)
@@ -138,11 +170,9 @@ def test_eight_devices_give_the_one_device_loss_curve(tmp_path, kind):
   assert _all_reduced_numbers(eight_hlo) >= num_params
 
 
-def test_seed_sharded_equals_unsharded(tmp_path):
-  unsharded, unsharded_hlo = _run(tmp_path, "unsharded", devices=8, seeds=6)
-  # 4 x 2 mesh: 6 seeds padded to 8 over 'data', generator heads split over 'model'.
-  sharded, sharded_hlo = _run(tmp_path, "sharded", devices=8, seeds=6, shard_seeds=True,
-                              shard_heads=True, shape=(4, 2))
+def test_seed_sharded_equals_unsharded(runs):
+  unsharded, unsharded_hlo = runs["seeds_unsharded"]
+  sharded, sharded_hlo = runs["seeds_sharded"]
   assert len(sharded["per_seed"]) == len(unsharded["per_seed"]) == 6
   assert sharded["specs"] and unsharded["specs"]
   assert all("data" in spec for spec in sharded["specs"])
