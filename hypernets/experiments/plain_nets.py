@@ -7,7 +7,7 @@ nn.Conv2d do: weights AND biases U(+-1/sqrt(fan_in)).
 """
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -16,23 +16,13 @@ import numpy as np
 
 from hypernets import flat_random
 from hypernets.nets import get_activation
+# PyTorch's bias init U(+-1/sqrt(fan_in)); a bias's shape does not tell its layer's fan_in.
+from hypernets.nets import torch_uniform
 
 
 # PyTorch's default init of Linear/Conv kernels: U(+-1/sqrt(fan_in)), i.e. variance
 # 1 / (3 fan_in); flax computes fan_in of a conv kernel as k*k*C_in, as torch does.
 TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
-
-
-def torch_uniform(fan_in: int) -> Callable:
-  """PyTorch's default init of Linear/Conv biases (and weights): U(+-1/sqrt(fan_in)).
-
-  A bias's shape does not tell its layer's fan_in, so it is passed in."""
-  bound = 1.0 / math.sqrt(fan_in)
-
-  def init(key, shape, dtype=jnp.float32):
-    return flat_random.uniform(key, shape, -bound, bound, dtype)
-
-  return init
 
 
 def param_template(module: nn.Module, *example: jax.Array) -> Any:
