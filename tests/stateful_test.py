@@ -2,6 +2,7 @@
 the train step, checkpointed, used in evaluation) and dropout keys (per example, per
 step, reproducible)."""
 
+import chex
 import flax.linen as nn
 from flax import nnx
 import jax
@@ -124,7 +125,11 @@ def test_dropout_masks_differ_across_examples_and_steps_and_repeat():
   assert loss(state) == at_0  # the same masks on a rerun
 
 
-def test_checkpoint_written_before_model_state_existed_still_restores(tmp_path):
+@pytest.mark.parametrize("optimizer", ["dict", "sgd_schedule", "adam"])
+def test_checkpoint_written_before_model_state_existed_still_restores(tmp_path, optimizer):
+  """A run checkpointed by the code before TrainState had model_state resumes: the
+  optimizer states are optax's own (tuples of NamedTuples, EmptyState), as in a real run
+  (rotation's SGD with a schedule, synthetic's Adam)."""
   import flax.struct  # pylint: disable=g-import-not-at-top
 
   @flax.struct.dataclass
@@ -133,13 +138,25 @@ def test_checkpoint_written_before_model_state_existed_still_restores(tmp_path):
     params: dict
     opt_state: dict
 
+  params = {"w": jnp.ones(3)}
+  if optimizer == "dict":
+    opt_state = {"m": jnp.full(3, 2.0)}
+  else:
+    tx = (optax.sgd(optax.linear_schedule(0.1, 0.0, 10)) if optimizer == "sgd_schedule"
+          else optax.adam(1e-3))
+    grads = {"w": jnp.full(3, 0.5)}
+    opt_state = tx.init(params)
+    for _ in range(5):  # counts and moments away from their initial values
+      _, opt_state = tx.update(grads, opt_state, params)
   manager = checkpoints.create_manager(str(tmp_path), max_to_keep=1)
-  checkpoints.save(manager, 5, OldTrainState(step=jnp.int32(5), params={"w": jnp.ones(3)},
-                                             opt_state={"m": jnp.full(3, 2.0)}))
+  checkpoints.save(manager, 5, OldTrainState(step=jnp.int32(5), params=params,
+                                             opt_state=opt_state))
   manager.wait_until_finished()
-  fresh = training.TrainState(step=jnp.int32(0), params={"w": jnp.zeros(3)},
-                              opt_state={"m": jnp.zeros(3)})
+  zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)  # pylint: disable=unnecessary-lambda-assignment
+  fresh = training.TrainState(step=jnp.int32(0), params=zeros(params),
+                              opt_state=zeros(opt_state))
   restored = checkpoints.restore_or_initialize(manager, fresh)
   manager.close()
   assert int(restored.step) == 5 and restored.model_state == {}
-  np.testing.assert_array_equal(restored.opt_state["m"], np.full(3, 2.0))
+  chex.assert_trees_all_equal(restored.params, params)
+  chex.assert_trees_all_equal(restored.opt_state, opt_state)  # same types, same values

@@ -106,12 +106,19 @@ def _missing_empty_fields(state, saved) -> list[str]:
 
 
 def _restore_without(manager, step, state, abstract, fields):
-  """Restores the checkpoint into `state` but for `fields`, which keep their values."""
-  wanted = {k: v for k, v in flax.serialization.to_state_dict(abstract).items()
-            if k not in fields}
+  """Restores the checkpoint into `state` but for `fields`, which keep their values.
+
+  The target keeps each saved field's own pytree (an optax state stays a tuple of
+  NamedTuples), so orbax matches it to the saved tree as it matches a whole state;
+  a state dict would turn those tuples into dicts, which orbax refuses.
+  """
+  if isinstance(state, dict):
+    wanted = {name: value for name, value in abstract.items() if name not in fields}
+    return {**state, **manager.restore(step, args=ocp.args.StandardRestore(wanted))}
+  wanted = {name: getattr(abstract, name)
+            for name in flax.serialization.to_state_dict(abstract) if name not in fields}
   restored = manager.restore(step, args=ocp.args.StandardRestore(wanted))
-  return flax.serialization.from_state_dict(
-      state, {**flax.serialization.to_state_dict(state), **restored})
+  return state.replace(**restored)  # a flax.struct dataclass, as TrainState
 
 
 def _first_line(error: Exception) -> str:
