@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hypernets import flat_random
 from hypernets.nets import get_activation
 # PyTorch's bias init U(+-1/sqrt(fan_in)); a bias's shape does not tell its layer's fan_in.
 from hypernets.nets import torch_uniform
