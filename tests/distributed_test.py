@@ -130,9 +130,13 @@ def test_plain_process_never_starts_the_backend():
 
 
 # Runs launch/main.py with a line reporting what each process joined, printed after
-# distributed.maybe_initialize (idempotent: registry.run calls it again).
+# distributed.maybe_initialize (idempotent: registry.run calls it again). The one launch
+# trains twice, in workdir/whole and workdir/split: each process loads all training rows,
+# then half of them (config.mesh.shard_train_data). One launch, not two, because
+# process 1 cannot read the compile cache (only process 0 writes it): a second launch
+# would compile everything again.
 _WRAPPER = """
-import runpy, sys
+import os, runpy, sys
 sys.path.insert(0, {root!r})
 from hypernets.parallel import distributed
 from hypernets.experiments import registry
@@ -143,7 +147,11 @@ def run(config, workdir):
   import jax
   print(f"process_count={{jax.process_count()}} process_index={{jax.process_index()}}",
         flush=True)
-  return _run(config, workdir)
+  for layout, split in (("whole", False), ("split", True)):
+    layout_config = config.copy_and_resolve_references()
+    layout_config.mesh.shard_train_data = split
+    results = _run(layout_config, os.path.join(workdir, layout))
+  return results
 
 registry.run = run
 sys.argv[0] = {main!r}
@@ -151,9 +159,7 @@ runpy.run_path({main!r}, run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("shard_train_data", [False, True])
-def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
-                                                                  shard_train_data):
+def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path):
   wrapper = tmp_path / "main_distributed.py"
   wrapper.write_text(_WRAPPER.format(root=REPO_ROOT,
                                      main=os.path.join(REPO_ROOT, "launch", "main.py")))
@@ -163,8 +169,7 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
       [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=per_gpu",
        "--platform=cpu", "--num_processes=2", f"--script={wrapper}",
        "--config=configs/synthetic.py:small", "--config.num_train_steps=10",
-       f"--config.mesh.shard_train_data={shard_train_data}", f"--workdir={workdir}",
-       "--verbose"],  # the INFO log lines checked below
+       f"--workdir={workdir}", "--verbose"],  # the INFO log lines checked below
       capture_output=True, text=True, timeout=420, cwd=REPO_ROOT, env=env)
   out = proc.stdout
   assert proc.returncode == 0, (out + proc.stderr)[-4000:]
@@ -173,29 +178,30 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path,
   assert "process_count=2 process_index=0" in lines[0]
   assert "process_count=2 process_index=1" in lines[1]
   # Only process 0 logs and writes metrics.
-  assert any("train_mse=" in line for line in lines[0])
+  assert sum("] train_mse=" in line for line in lines[0]) == 2  # once per layout
   assert not any("train_mse=" in line for line in lines[1])
-  found = {name: [os.path.join(d, name) for d, _, files in os.walk(tmp_path) if name in files]
+  found = {name: sorted(os.path.join(d, name) for d, _, files in os.walk(tmp_path)
+                        if name in files)
            for name in ("results.json", "metrics.jsonl")}
-  assert found == {"results.json": [str(workdir / "results.json")],
-                   "metrics.jsonl": [str(workdir / "metrics.jsonl")]}
-  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  keyed = [(row["step"], tuple(sorted(row))) for row in rows]
-  assert len(keyed) == len(set(keyed)), rows  # every row written once, not once per process
-  assert sum("train_mse" in row for row in rows) == 1  # 10 steps, logged every 10
-  results = json.loads((workdir / "results.json").read_text())
-  assert results["step"] == 10
-  assert (workdir / "checkpoints" / "10").is_dir()  # both processes saved through orbax
-  # Per-host data: each process loaded half of the 64 training rows, and the two
-  # halves form the one global array the step samples from.
-  expected = dict(per_process=32 if shard_train_data else 64, global_rows=64)
-  assert results["train_rows"] == {"per_process": expected["per_process"],
-                                   "global": expected["global_rows"],
-                                   "split_over_devices": shard_train_data}
-  if shard_train_data:
-    for i in (0, 1):
-      assert any("Training rows split over 'data': 32 in this process, 32 per device"
-                 in line for line in lines[i]), lines[i]
+  assert found == {name: [str(workdir / layout / name) for layout in ("split", "whole")]
+                   for name in ("results.json", "metrics.jsonl")}
+  for layout, split in (("whole", False), ("split", True)):
+    run_dir = workdir / layout
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    keyed = [(row["step"], tuple(sorted(row))) for row in rows]
+    assert len(keyed) == len(set(keyed)), rows  # every row written once, not once per process
+    assert sum("train_mse" in row for row in rows) == 1  # 10 steps, logged every 10
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["step"] == 10
+    assert (run_dir / "checkpoints" / "10").is_dir()  # both processes saved through orbax
+    # Per-host data: split, each process loaded half of the 64 training rows, and the
+    # two halves form the one global array the step samples from.
+    assert results["train_rows"] == {"per_process": 32 if split else 64, "global": 64,
+                                     "split_over_devices": split}, layout
+  for i in (0, 1):
+    said = [line.split("] ", 1)[-1] for line in lines[i]
+            if "Training rows split over 'data'" in line]  # once: only the split run
+    assert said == ["Training rows split over 'data': 32 in this process, 32 per device"], said
 
 
 def test_other_processes_check_the_workdir_read_only(tmp_path, small_config):
