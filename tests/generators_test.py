@@ -5,6 +5,7 @@ import flax.linen as nn
 from flax import nnx
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -172,6 +173,57 @@ def test_budget_matching_within_two_percent(small_config, kind):
     assert budget.total_params(matched, **shapes) == total
   with pytest.raises(ConfigError, match="config.model.param_budget=50 cannot be met"):
     budget.match_budget(config, target_total=50, **shapes)
+
+
+def _closest_by_scan(count, target, max_width):
+  """The width match_budget must return: the bracket's closer end, by a scan."""
+  if count(1) >= target:
+    return 1
+  hi = next(w for w in range(2, max_width + 1) if count(w) >= target)
+  return min((hi - 1, hi), key=lambda w: abs(count(w) - target))
+
+
+@pytest.mark.parametrize("name,count", [
+    ("mlp quadratic", lambda w: 3 * w * w + 40 * w + 7),
+    ("linear", lambda w: 50 * w + 3),
+    ("cubic", lambda w: w ** 3 + 10),  # the quadratic guess is off; the search is not
+    ("plateaus", lambda w: 100 * (w // 4) + w),
+    ("saturating", lambda w: int(5000 * w / (w + 40)) + 1),
+])
+def test_budget_search_finds_the_closest_width_whatever_the_count(monkeypatch, name, count):
+  calls = []
+
+  def fake_total(model_config, **unused_shapes):
+    calls.append(model_config.f_width)
+    return count(model_config.f_width)
+
+  monkeypatch.setattr(budget, "total_params", fake_total)
+  config = ml_collections.ConfigDict(dict(kind="hypernet", f_width=8))
+  max_width = 300
+  targets = {count(w) + d for w in (1, 2, 3, 7, 50, 299) for d in (-1, 0, 1)}
+  for target in sorted(t for t in targets | {count(1) // 2} if t > 0):
+    want = _closest_by_scan(count, target, max_width)
+    calls.clear()
+    matched, total = budget.match_budget(config, target_total=target, tolerance=100.0,
+                                         max_width=max_width, example_cond=None,
+                                         example_x=None, output_dim=1)
+    assert (matched.f_width, total) == (want, count(want)), (name, target)
+    assert len(calls) == len(set(calls))  # each width traced once
+  with pytest.raises(ConfigError, match="needs f_width > 300"):
+    budget.match_budget(config, target_total=count(max_width) + 1, max_width=max_width,
+                        example_cond=None, example_x=None, output_dim=1)
+
+
+def test_an_mlp_budget_takes_few_model_traces(small_config, monkeypatch):
+  traced = []
+  total_params = budget.total_params
+  monkeypatch.setattr(budget, "total_params",
+                      lambda config, **kw: traced.append(config) or total_params(config, **kw))
+  config = small_config.model
+  config.kind = "standard"
+  shapes = dict(example_cond=jnp.ones((10,)), example_x=jnp.ones((3, 10)), output_dim=1)
+  budget.match_budget(config, target_total=20_000, **shapes)
+  assert len(traced) <= 6, len(traced)  # widths 1-3 fit the quadratic, then its root +- 1
 
 
 def test_shared_per_batch_mode_is_one_theta_for_all_points():
