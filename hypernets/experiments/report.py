@@ -72,6 +72,10 @@ EXPERIMENTS = {
     "rotation_official_depth_seeds": Experiment(
         "configs/rotation_mnist.py", "depth", ":official --config.num_seeds=10",
         scale="paper"),
+    # The paper's seed count: 100 seeds per point, one program per point.
+    "rotation_official_depth_seeds100": Experiment(
+        "configs/rotation_mnist.py", "depth", ":official --config.num_seeds=100",
+        scale="paper"),
     "structured": Experiment("configs/structured.py", "size", ":quick"),
     "modularity": Experiment("configs/modularity.py", "primary", ":quick", "online"),
     "assumption1": Experiment("configs/assumption1.py", None, ":quick", "-"),

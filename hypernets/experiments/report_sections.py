@@ -127,10 +127,13 @@ def rotation(rows, info, figures, drawn) -> list:
       rows["rotation_official"], metric="test_error", group="rotation",
       text="rotation MNIST, official protocol, depth 4: hypernetwork test error below "
            "the embedding method's", **info("rotation_official"))
-  out += claims_lib.depth_claims(rows["rotation_official_depth_seeds"], metric="test_error",
-                                 group="rotation", **info("rotation_official_depth_seeds"))
+  for name in ("rotation_official_depth_seeds", "rotation_official_depth_seeds100"):
+    out += claims_lib.depth_claims(rows[name], metric="test_error", group="rotation",
+                                   **info(name))
   for name, title in (("rotation_mnist_depth", "error vs depth"),
-                      ("rotation_official_depth_seeds", "official protocol, error vs depth")):
+                      ("rotation_official_depth_seeds", "official protocol, error vs depth"),
+                      ("rotation_official_depth_seeds100",
+                       "official protocol, 100 seeds, error vs depth")):
     if rows[name]:
       drawn.append((f"Rotation (MNIST digits): {title}", fig.plot_curves(
           claims_lib.curves(rows[name], x="model.f_depth", metric="test_error"),
