@@ -10,6 +10,7 @@ import ml_collections
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import TEST_XLA_FLAGS
 from hypernets.parallel import distributed
 from hypernets.training import workdir as workdir_lib
 from hypernets.errors import ConfigError
@@ -164,7 +165,8 @@ def test_two_cpu_processes_train_as_one_and_only_process_0_writes(tmp_path):
   wrapper.write_text(_WRAPPER.format(root=REPO_ROOT,
                                      main=os.path.join(REPO_ROOT, "launch", "main.py")))
   workdir = tmp_path / "run"
-  env = {k: v for k, v in os.environ.items() if k not in _SIGNALS + ("XLA_FLAGS",)}
+  env = {k: v for k, v in os.environ.items() if k not in _SIGNALS}
+  env["XLA_FLAGS"] = TEST_XLA_FLAGS  # one CPU device per process, whatever the caller set
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, "launch", "gpu.py"), "--mode=per_gpu",
        "--platform=cpu", "--num_processes=2", f"--script={wrapper}",

@@ -57,9 +57,10 @@ def test_generated_tree_equals_eval_shape_of_primary_init(name, init):
   theta = model.apply(variables, cond, method=models.HypernetModel.generate)
   expected = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
   chex.assert_trees_all_equal_shapes_and_dtypes(theta, expected)
-  # g(x; f(I)) is exactly the model's output.
+  # g(x; f(I)) is the model's output, up to float32 sums taken in another order (the
+  # conv primary at XLA -O0, conftest: 16 ulp).
   np.testing.assert_allclose(model.apply(variables, cond, x),
-                             module.apply({"params": theta}, x), rtol=1e-6)
+                             module.apply({"params": theta}, x), rtol=1e-5, atol=1e-7)
 
 
 def test_nnx_primary_tree_and_output():

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from conftest import REPO_ROOT
 from conftest import load_config
+from conftest import TEST_XLA_FLAGS
 from hypernets import data as data_lib
 from hypernets.data import dataset as dataset_lib
 from hypernets.data import images
@@ -121,7 +122,7 @@ print(json.dumps(dict(rows=rows, drawn=drawn, hlo=hlo, error=error)))
 
 
 def test_each_device_samples_its_own_rows_and_no_row_moves():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   code = SCRIPT.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests"))
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import TEST_XLA_FLAGS
 
 # Conditioning inputs per step (6 per device on 8 devices) and points per input: sizes
 # no other axis of the model has, and 6 * POINTS != BATCH, so a whole batch is visible.
@@ -97,7 +98,7 @@ def runs(tmp_path_factory):
     env = dict(os.environ)
     # XLA writes every compiled program whose name has 'step' in it (the loop's jitted
     # step function), optimized and partitioned: the HLO each device runs.
-    env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={devices} "
+    env["XLA_FLAGS"] = (f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={devices} "
                         f"--xla_dump_to={dump} --xla_dump_hlo_as_text "
                         "--xla_dump_hlo_module_re=.*step.*")
     env["JAX_PLATFORMS"] = "cpu"
