@@ -16,8 +16,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # steps, so compiling dominates. On a cold cache, as in CI, a fresh-clone `.ci/run`
 # here took 1,423 s -> 972 s of pytest (4 in-process files: 277.6 s -> 209.4 s).
 # HLO passes (fusion, SPMD partitioning) are unchanged: only the generated loop code
-# is less optimized. Tests that set XLA_FLAGS for a subprocess
-# start from TEST_XLA_FLAGS.
+# is less optimized. Tests that set XLA_FLAGS for a subprocess start from
+# TEST_XLA_FLAGS.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 os.environ.setdefault("XLA_FLAGS", TEST_XLA_FLAGS)
 
