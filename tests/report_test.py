@@ -141,6 +141,30 @@ def test_beyond_the_paper_and_notes_are_appended(tmp_path):
   assert "General words." in text
 
 
+def test_row_ids_name_the_experiment_and_survive_new_rows(tmp_path):
+  def claim(experiment, text):
+    return report.Claim(claim=text, command="c", measured="m", seeds="s", verdict="holds",
+                        experiment=experiment)
+  table = [claim("rotation", "r1"), claim("rotation", "r2"), claim("modularity", "m1")]
+  ids = report.claims_lib.row_ids(table)
+  assert ids == ["rotation.1", "rotation.2", "modularity.1"]
+  # An experiment registered before them (rows earlier in the table) renumbers nothing.
+  grown = [claim("seeds100", "s1"), claim("seeds100", "s2")] + table
+  assert report.claims_lib.row_ids(grown)[2:] == ids
+  assert report.claims_lib.row_ids([claim("", "x")] + table)[0] == "1"  # no experiment
+  # The table and the per-claim section of a real report cite these ids.
+  _write(tmp_path, "synthetic_depth",
+         _depth_rows("test_rel_mse", [0.05, 0.03, 0.02], [0.04] * 3))
+  claims = report.build_report(str(tmp_path), notes=None)
+  ids = report.claims_lib.row_ids(claims)
+  assert len(set(ids)) == len(claims)
+  text = (tmp_path / "REPRODUCTION.md").read_text()
+  improving = ids[claims.index(_by_text(claims, "keeps improving", "fixed")[0])]
+  assert improving == "synthetic_depth.2"
+  assert "\n| synthetic_depth.2 | hypernetwork error keeps improving" in text
+  assert "synthetic_depth.2 (fixed, CPU) holds" in text  # the per-claim section
+
+
 def test_pareto_frontier_keeps_only_improvements():
   rows = [{"total": n, "e": e} for n, e in ((100, 0.5), (200, 0.6), (300, 0.4), (400, 0.4))]
   eps, n = report.pareto_frontier(rows, metric="e")

@@ -37,6 +37,21 @@ class Claim:
   experiment: str = ""  # the report's experiment (root/<experiment>) it comes from
 
 
+def row_ids(claims: Sequence[Claim]) -> list[str]:
+  """REPRODUCTION.md's row ids, one per claim: '<experiment>.<k>', k counting that
+  experiment's claims from 1, so that adding an experiment renumbers no other rows
+  (a claim with no experiment: its position in the table)."""
+  seen: dict[str, int] = {}
+  ids = []
+  for i, claim in enumerate(claims, 1):
+    if claim.experiment:
+      seen[claim.experiment] = seen.get(claim.experiment, 0) + 1
+      ids.append(f"{claim.experiment}.{seen[claim.experiment]}")
+    else:
+      ids.append(str(i))
+  return ids
+
+
 def curves(rows: Sequence[dict], *, x: str, metric: str, group: str = "method"
            ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """{group value: (x [K] sorted, mean [K], std [K])} of `metric` against `x`."""

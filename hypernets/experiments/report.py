@@ -171,10 +171,10 @@ def write_reproduction(claims: Sequence[Claim], path: str, *, header: str,
                        sections: Sequence[str] = ()) -> None:
   """REPRODUCTION.md: one table row per claim, then `sections` (written atomically)."""
   lines = [header, "",
-           "| # | claim (paper) | regime | scale | command | measured | seeds | verdict | note |",
+           "| id | claim (paper) | regime | scale | command | measured | seeds | verdict | note |",
            "|---|---|---|---|---|---|---|---|---|"]
-  for i, c in enumerate(claims, 1):
-    cells = [str(i), c.claim, c.regime, c.scale, f"`{c.command}`", c.measured, c.seeds,
+  for row_id, c in zip(claims_lib.row_ids(claims), claims):
+    cells = [row_id, c.claim, c.regime, c.scale, f"`{c.command}`", c.measured, c.seeds,
              f"**{c.verdict}**", c.note]
     lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
   text = "\n".join(lines) + "\n"

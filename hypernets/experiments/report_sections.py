@@ -229,10 +229,12 @@ def discussion(claims, why: dict[str, str], theory_text: dict[str, str]) -> str:
   verdicts measured (by regime and scale), and why they differ (from the notes)."""
   lines = ["## Per claim: theory, measurement, why they differ", ""]
   for group, text in theory_text.items():
-    members = [(i, c) for i, c in enumerate(claims, 1) if c.group == group]
+    members = [(row_id, c) for row_id, c in zip(claims_lib.row_ids(claims), claims)
+               if c.group == group]
     if not members:
       continue
-    measured = "; ".join(f"#{i} ({c.regime}, {c.scale}) {c.verdict}" for i, c in members)
+    measured = "; ".join(f"{row_id} ({c.regime}, {c.scale}) {c.verdict}"
+                         for row_id, c in members)
     lines += [f"**{group}.** *Theory / paper:* {text} *Measured:* {measured}. "
               f"*Why they differ:* {why.get(group, 'not discussed in the notes.')}", ""]
   return "\n".join(lines)
