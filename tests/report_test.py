@@ -158,6 +158,7 @@ def test_row_ids_name_the_experiment_and_survive_new_rows(tmp_path):
   claims = report.build_report(str(tmp_path), notes=None)
   ids = report.claims_lib.row_ids(claims)
   assert len(set(ids)) == len(claims)
+  assert all("." in row_id for row_id in ids), ids  # every row names its experiment
   text = (tmp_path / "REPRODUCTION.md").read_text()
   improving = ids[claims.index(_by_text(claims, "keeps improving", "fixed")[0])]
   assert improving == "synthetic_depth.2"

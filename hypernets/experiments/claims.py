@@ -291,7 +291,7 @@ def assumption_claims(a1: Sequence[dict], a2: Sequence[dict], *, commands: dict,
   text = ("Assumption 1: students trained from different inits converge to the same "
           "function, ‖f1 - f2‖ << ‖f1 - y‖")
   if not a1:
-    claims.append(not_run(text, commands["assumption1"], **kwargs))
+    claims.append(not_run(text, commands["assumption1"], experiment="assumption1", **kwargs))
   else:
     r = a1[0]
     ratios = r["per_seed"]["f1_f2_over_f1_y"]
@@ -308,10 +308,10 @@ def assumption_claims(a1: Sequence[dict], a2: Sequence[dict], *, commands: dict,
         verdict,
         f"‖f1 - y‖ / std(y) = {fit:.2f}: the students explain little of the target's "
         "variance, so they agree mostly on its near-constant part" if fit >= 0.5 else "",
-        **kwargs))
+        experiment="assumption1", **kwargs))
   text = "Assumption 2: adding a hidden neuron lowers the test error"
   if not a2:
-    claims.append(not_run(text, commands["assumption2"], **kwargs))
+    claims.append(not_run(text, commands["assumption2"], experiment="assumption2", **kwargs))
   else:
     r = a2[0]
     widths, mse, std = r["widths"], r["test_mse_by_width"], r["test_mse_by_width_std"]
@@ -323,5 +323,5 @@ def assumption_claims(a1: Sequence[dict], a2: Sequence[dict], *, commands: dict,
         f"test MSE width {widths[0]}: {fmt(mse[0], std[0])}, width {widths[-1]}: "
         f"{fmt(mse[-1], std[-1])}; {bad}/{steps} width increases without a lower mean, "
         f"{r['num_width_increases_not_significant']}/{steps} not significant at 2 sigma",
-        f"{r['num_seeds']} repeats", verdict, **kwargs))
+        f"{r['num_seeds']} repeats", verdict, experiment="assumption2", **kwargs))
   return claims
