@@ -233,3 +233,50 @@ def test_command_of_a_sweep_field_that_others_follow(tmp_path):
                                  fallback="planned", prefer="quick")
   assert command == ("python launch/sweep.py --config=configs/modularity.py:quick "
                      "--sweep=primary --workdir=ROOT/modularity")
+
+
+def test_exported_records_rebuild_the_same_report_without_the_runs(tmp_path):
+  """The committed records (docs/runs) stand in for a root that is gone: the same
+  table (commands read back from config.json included) and the history figure,
+  which reads each point's metrics.jsonl through its row's workdir."""
+  root, records = tmp_path / "root", tmp_path / "records"
+  config = load_config("synthetic", "small")
+  config.data.regime = "online"
+  rows = _depth_rows("test_rel_mse", [0.01, 0.011, 0.012], [0.04] * 3)
+  for row in rows:
+    point = root / "synthetic_depth_online" / f"{row['method']}_{row['model.f_depth']}"
+    (point / "checkpoints" / "100").mkdir(parents=True)
+    (point / "checkpoints" / "100" / "state").write_bytes(b"\0" * 4096)
+    config.model.f_depth = row["model.f_depth"]
+    (point / "config.json").write_text(config.to_json())
+    (point / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "eval_test_rel_mse": row["test_rel_mse"] * (1 + 1 / s)}) + "\n"
+        for s in (10, 100)))
+    row["workdir"] = str(point)  # absolute, as sweeps.gather writes it
+  _write(root, "synthetic_depth_online", rows)
+  before = report.build_report(str(root), out=str(tmp_path / "A.md"),
+                               figures=str(tmp_path / "figA"), notes=None)
+  assert os.path.exists(tmp_path / "figA" / "synthetic_depth_steps.png")
+
+  counts = report.export_records(str(root), str(records))
+  assert counts["synthetic_depth_online"] == 1 + 6 * 2  # gathered + config, metrics per point
+  assert not list(records.rglob("checkpoints"))
+  gathered = json.loads((records / "synthetic_depth_online" / "results.json").read_text())
+  assert {r["workdir"] for r in gathered} == {
+      f"synthetic_depth_online/{r['method']}_{r['model.f_depth']}" for r in rows}
+  assert "synthetic_depth_online | 13 |" in (records / "RECORDS.md").read_text()
+  os.rename(root, tmp_path / "gone")
+  after = report.build_report(str(records), out=str(tmp_path / "B.md"),
+                              figures=str(tmp_path / "figB"), notes=None)
+  assert [(c.command, c.measured, c.verdict) for c in after] == [
+      (c.command, c.measured, c.verdict) for c in before]
+  online = [c for c in after if c.experiment == "synthetic_depth_online"]
+  assert online and all(c.command.startswith(  # read back, not the planned ':quick' command
+      "python launch/sweep.py --config=configs/synthetic.py:small") for c in online)
+  table = lambda p: (tmp_path / p).read_text().split("\n", 4)[4].replace("figA", "figB")
+  assert table("A.md") == table("B.md")
+  assert (tmp_path / "figA" / "synthetic_depth_steps.png").read_bytes() == (
+      tmp_path / "figB" / "synthetic_depth_steps.png").read_bytes()
+
+  with pytest.raises(ValueError, match="is the root being read"):
+    report.export_records(str(records), str(records))

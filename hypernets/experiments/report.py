@@ -23,6 +23,7 @@ from hypernets.experiments import claims as claims_lib
 from hypernets.experiments import commands
 from hypernets.experiments import figures as figures_lib
 from hypernets.experiments import modularity
+from hypernets.experiments import run_records
 from hypernets.training import workdir as workdir_lib
 # The names the notebooks and tests use.
 from hypernets.experiments.claims import Claim  # pylint: disable=unused-import
@@ -254,6 +255,18 @@ def progress_table(progress: dict[str, tuple[int, int, float]]) -> str:
   return "\n".join(lines)
 
 
+def export_records(root: str, dest: str) -> dict[str, int]:
+  """Copies the inputs of `build_report(root)` (results, configs, metrics; no
+  checkpoints) of every experiment to dest (run_records.py), with dest/RECORDS.md
+  saying where and at which commit they came from. Returns {experiment: files}."""
+  header = (f"# The runs behind REPRODUCTION.md\n\nCopied by `python launch/report.py "
+            f"--publish` from {os.path.abspath(root)} at commit {_commit()}: each "
+            f"experiment's gathered results.json and each point's results.json, "
+            f"config.json and metrics.jsonl (no checkpoints). Rebuild the report from "
+            f"them: `python launch/report.py --root=docs/runs --publish`.")
+  return run_records.export_records(root, dest, EXPERIMENTS, header=header)
+
+
 def _rebase_links(text: str, from_dir: str, to_dir: str) -> str:
   """Markdown links and images of `text` (written in from_dir) relative to to_dir;
   absolute, URL and '#anchor' targets are left alone."""
@@ -281,7 +294,11 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
   if not os.path.isdir(root):
     raise ReportError(f"--root {root} does not exist (it should hold one directory per "
                       f"experiment: {', '.join(EXPERIMENTS)})")
-  rows = {name: load_rows(os.path.join(root, name, "results.json")) for name in EXPERIMENTS}
+  # Point directories are looked up under root, so a copied root or the committed
+  # records (docs/runs, run_records.py) read like the root the runs wrote.
+  rows = {name: run_records.localize_rows(load_rows(os.path.join(root, name, "results.json")),
+                                          root, name)
+          for name in EXPERIMENTS}
   if not any(rows.values()):
     raise ReportError(f"--root {root} holds no results.json of any experiment "
                       f"({', '.join(EXPERIMENTS)})")
