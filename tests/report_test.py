@@ -204,19 +204,21 @@ def test_a_stopped_sweep_is_incomplete_not_judged(tmp_path):
   _write(tmp_path, "synthetic_depth",
          _depth_rows("test_rel_mse", [0.05, 0.03, 0.02], [0.04] * 3))
   # Two of the official depth sweep's 16 points finished; nothing gathered.
-  for point in ("model.e_depth=3,model.f_depth=3,model.kind=hypernet",
-                "model.e_depth=3,model.f_depth=3,model.kind=embedding"):
+  for point, version in (("model.e_depth=3,model.f_depth=3,model.kind=hypernet", "abc1234"),
+                         ("model.e_depth=3,model.f_depth=3,model.kind=embedding", "def5678")):
     _write(tmp_path / "rotation_official_depth_seeds", point,
-           {"test_error": 0.5, "num_seeds": 10, "train_seconds_this_run": 100.0})
+           {"test_error": 0.5, "num_seeds": 10, "train_seconds_this_run": 100.0,
+            "code_version": version})
   claims = report.build_report(str(tmp_path), notes=None)
   stopped = [c for c in claims if c.experiment == "rotation_official_depth_seeds"]
   assert len(stopped) == 3 and all(c.verdict == "incomplete" for c in stopped)
   assert "2/16 points" in stopped[0].note
   assert _by_text(claims, "across learning rates")[0].verdict == "not run"
   text = (tmp_path / "REPRODUCTION.md").read_text()
-  assert "| rotation_official_depth_seeds | 2 / 16 | incomplete | 200 |" in text
-  assert "| synthetic_depth | 6 / 16 | incomplete | 0 |" in text  # gathered rows count
-  assert "| structured | 0 / 18 | not run | - |" in text
+  # The code column: each point's recorded commit; '-' for runs that recorded none.
+  assert "| rotation_official_depth_seeds | 2 / 16 | incomplete | 200 | abc1234, def5678 |" in text
+  assert "| synthetic_depth | 6 / 16 | incomplete | 0 | - |" in text  # gathered rows count
+  assert "| structured | 0 / 18 | not run | - | - |" in text
 
 
 def test_command_of_a_sweep_field_that_others_follow(tmp_path):

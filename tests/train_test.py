@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hypernets.training import checkpoints
+from hypernets import provenance
 from hypernets import training
 from hypernets.errors import ConfigError
 from hypernets.errors import TrainingDivergedError
@@ -29,6 +30,8 @@ def test_training_lowers_the_loss_and_writes_outputs(small_config, tmp_path, kin
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   assert results["step"] == 60 and results["method"] == kind
+  assert results["code_version"] == provenance.code_version()  # this checkout's commit
+  assert results["jax_version"] == jax.__version__
   assert np.isfinite(results["test_mse"]) and results["test_mse"] > 0
   assert results["param_counts"]["total"] > 0
   assert ("N_g" in results["param_counts"]) == (kind == "hypernet")

@@ -13,11 +13,11 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
 from typing import Sequence
 
 import numpy as np
 
+from hypernets import provenance
 from hypernets.errors import HypernetsError
 from hypernets.experiments import claims as claims_lib
 from hypernets.experiments import commands
@@ -135,18 +135,6 @@ def load_rows(path: str) -> list[dict]:
   return [rows] if isinstance(rows, dict) else rows
 
 
-def _commit() -> str:
-  repo = commands.REPO_ROOT
-  try:
-    sha = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "hypernets",
-                            "configs", "launch"], capture_output=True, text=True).stdout
-    return sha + (" (with uncommitted changes)" if dirty.strip() else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
 def _notes(path: str | None) -> tuple[str, dict[str, str]]:
   """(general notes, {group: 'why they differ' text}) from a notes file whose
   '### why: <group>' sections hold the per-claim discussion."""
@@ -215,10 +203,12 @@ def wall_times(rows_by_name: dict[str, list[dict]]) -> str:
   return "\n".join(lines) if len(lines) > 6 else ""
 
 
-def sweep_progress(root: str) -> dict[str, tuple[int, int, float]]:
+def sweep_progress(root: str) -> dict[str, tuple[int, int, float, tuple[str, ...]]]:
   """{experiment: (points finished, points planned, summed train seconds of the
-  finished points)}: finished = the point's own results.json exists, planned = the
-  experiment's sweep as its config file defines it (a single run: 1 point)."""
+  finished points, the code versions that finished them)}: finished = the point's
+  own results.json exists, planned = the experiment's sweep as its config file
+  defines it (a single run: 1 point); code versions as results.json records them
+  (`provenance.code_version`; runs from before that field count as '-')."""
   from hypernets import config as config_lib  # pylint: disable=g-import-not-at-top
   from hypernets.experiments import sweeps  # pylint: disable=g-import-not-at-top
   progress = {}
@@ -235,23 +225,29 @@ def sweep_progress(root: str) -> dict[str, tuple[int, int, float]]:
     if spec.sweep:  # gathered rows whose point directories are elsewhere count too
       gathered = load_rows(os.path.join(root, name, "results.json"))
       finished = gathered if len(gathered) > len(finished) else finished
+    versions = tuple(sorted({r.get("code_version", "-") for r in finished}))
     progress[name] = (len(finished), len(dirs),
-                      sum(r.get("train_seconds_this_run", 0.0) for r in finished))
+                      sum(r.get("train_seconds_this_run", 0.0) for r in finished), versions)
   return progress
 
 
-def progress_table(progress: dict[str, tuple[int, int, float]]) -> str:
-  """A markdown table: per experiment, points finished of those planned."""
+def progress_table(progress: dict[str, tuple[int, int, float, tuple[str, ...]]]) -> str:
+  """A markdown table: per experiment, points finished of those planned, and the
+  code that finished them."""
   lines = ["## What ran", "",
            "Points finished (their own results.json) of those the experiment's sweep "
            "plans; an experiment with some but not all points is *incomplete* and gets "
-           "no verdict. Train s sums the finished points (the last process of each).", "",
-           "| experiment | points finished / planned | status | train s (finished points) |",
-           "|---|---|---|---|"]
-  for name, (done, planned, seconds) in progress.items():
+           "no verdict. Train s sums the finished points (the last process of each). "
+           "Code: the commit each point's last process ran at, as its results.json "
+           "records it ('-': not recorded, a run from before that field; the notes "
+           "below say where it ran).", "",
+           "| experiment | points finished / planned | status | train s (finished points) | code |",
+           "|---|---|---|---|---|"]
+  for name, (done, planned, seconds, versions) in progress.items():
     status = "complete" if done == planned else "incomplete" if done else "not run"
     train = f"{seconds:.0f}" if done else "-"
-    lines.append(f"| {name} | {done} / {planned} | {status} | {train} |")
+    code = ", ".join(versions) if done else "-"
+    lines.append(f"| {name} | {done} / {planned} | {status} | {train} | {code} |")
   return "\n".join(lines)
 
 
@@ -260,7 +256,7 @@ def export_records(root: str, dest: str) -> dict[str, int]:
   checkpoints) of every experiment to dest (run_records.py), with dest/RECORDS.md
   saying where and at which commit they came from. Returns {experiment: files}."""
   header = (f"# The runs behind REPRODUCTION.md\n\nCopied by `python launch/report.py "
-            f"--publish` from {os.path.abspath(root)} at commit {_commit()}: each "
+            f"--publish` from {os.path.abspath(root)} at commit {provenance.code_version()}: each "
             f"experiment's gathered results.json and each point's results.json, "
             f"config.json and metrics.jsonl (no checkpoints). Rebuild the report from "
             f"them: `python launch/report.py --root=docs/runs --publish`.")
@@ -318,7 +314,7 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
   claims, drawn = report_sections.all_claims(rows, info=info, figures=figures, m1=m1, m2=m2)
   progress = sweep_progress(root)
   for claim in claims:
-    done, planned, _ = progress.get(claim.experiment, (0, 0, 0))
+    done, planned, _, _ = progress.get(claim.experiment, (0, 0, 0, ()))
     if claim.verdict == "not run" and done:
       claim.verdict = "incomplete"
       claim.note = (f"the sweep stopped after {done}/{planned} points (no results.json "
@@ -342,6 +338,6 @@ def build_report(root: str, *, out: str | None = None, figures: str | None = Non
     # Its sections sit under this one: '## X' becomes '### X'.
     text = re.sub(r"^(#{2,5}) ", r"#\1 ", text, flags=re.MULTILINE)
     sections.append("## Beyond the paper\n\n" + text)
-  header = _HEADER.format(root=os.path.abspath(root), commit=_commit())
+  header = _HEADER.format(root=os.path.abspath(root), commit=provenance.code_version())
   write_reproduction(claims, out, header=header, sections=sections)
   return claims

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from hypernets import provenance
 from hypernets.errors import PreemptedError
 from hypernets.errors import TrainingDivergedError
 from hypernets.errors import WorkdirError
@@ -372,6 +373,10 @@ def run(spec: TrainSpec, settings: LoopSettings, *, mesh, config: ml_collections
           "train_seconds_this_run": train_seconds,
           "steps_this_run": steps_done,
           "steps_per_second": steps_done / train_seconds if steps_done else None,
+          # The code of the process that finished the run (a resumed one may have
+          # started at another commit) and its jax.
+          "code_version": provenance.code_version(),
+          "jax_version": jax.__version__,
       }
       if distributed.is_primary():
         path = os.path.join(workdir, "results.json")
