@@ -4,8 +4,8 @@ import functools
 import os
 import subprocess
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(PACKAGE_DIR)
+from hypernets.config import REPO_ROOT
+
 # What a run's results depend on; edits elsewhere (docs, tests) do not mark it dirty.
 _CODE_PATHS = ("hypernets", "configs", "launch")
 
@@ -16,15 +16,18 @@ def code_version() -> str:
   uncommitted changes)' when hypernets/, configs/ or launch/ differ from that commit;
   'hypernets <version>' when it is not a checkout (an installed wheel) or git is
   missing. Read once per process: a run's code does not change while it runs."""
-  try:
-    sha = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-    dirty = subprocess.run(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", *_CODE_PATHS],
-                           capture_output=True, text=True, check=True, timeout=30).stdout
-  except (OSError, subprocess.SubprocessError):
-    sha = ""
-  if not sha or not os.path.isdir(os.path.join(REPO_ROOT, ".git")) and not os.path.isfile(
-      os.path.join(REPO_ROOT, ".git")):
-    from hypernets import __version__  # pylint: disable=g-import-not-at-top
-    return f"hypernets {__version__}"
-  return sha + (" (with uncommitted changes)" if dirty.strip() else "")
+  # Only a .git beside the package (a directory, or a worktree's file) counts: a
+  # wheel installed into a virtualenv inside some other checkout is not that code.
+  if os.path.exists(os.path.join(REPO_ROOT, ".git")):
+    try:
+      sha = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, check=True,
+                           timeout=30).stdout.strip()
+      dirty = subprocess.run(["git", "-C", REPO_ROOT, "status", "--porcelain", "--",
+                              *_CODE_PATHS], capture_output=True, text=True, check=True,
+                             timeout=30).stdout
+      return sha + (" (with uncommitted changes)" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+      pass  # git missing, or a repository without commits
+  from hypernets import __version__  # pylint: disable=g-import-not-at-top
+  return f"hypernets {__version__}"
